@@ -1,0 +1,221 @@
+"""The decoder: one Flax NNX module for Llama / SmolLM2 / Qwen2 / Qwen3.
+
+The transformer blocks keep their parameters stacked along a leading layer axis and
+run under `jax.lax.scan`, so a 30-layer model compiles one block, not thirty. Every
+parameter is annotated with a partition spec over the mesh axes
+("data", "fsdp", "tensor"); the layer axis is never sharded.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from amrsd.models.config import ModelConfig
+
+# Softmax mask value: finite so that a fully masked row (a pad query) gives a uniform
+# distribution instead of NaN.
+_MASKED = -1e30
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class KVCache:
+  """Keys and values of every layer for a fixed number of slots S.
+
+  k, v:  [L, B, S, K, head_dim] in the parameter dtype.
+  mask:  [B, S] bool, True where the slot holds a real (non-pad) token.
+  index: int32 scalar, the next slot to write.
+  """
+  k: jax.Array
+  v: jax.Array
+  mask: jax.Array
+  index: jax.Array
+
+
+def init_cache(config: ModelConfig, batch: int, slots: int, dtype=jnp.float32) -> KVCache:
+  shape = (config.num_hidden_layers, batch, slots, config.num_key_value_heads, config.head_dim)
+  return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+                 mask=jnp.zeros((batch, slots), bool), index=jnp.zeros((), jnp.int32))
+
+
+def rope_frequencies(config: ModelConfig) -> jax.Array:
+  """Inverse frequencies [head_dim // 2] of rotary embeddings, with Llama 3 rescaling."""
+  dim = config.head_dim
+  inv_freq = 1.0 / (config.rope_theta ** (jnp.arange(0, dim, 2, dtype=jnp.float32) / dim))
+  scaling = config.rope_scaling_dict
+  if scaling is None:
+    return inv_freq
+  factor = scaling["factor"]
+  low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+  old_len = scaling["original_max_position_embeddings"]
+  wavelen = 2 * math.pi / inv_freq
+  smooth = (old_len / wavelen - low) / (high - low)
+  smoothed = (1 - smooth) * inv_freq / factor + smooth * inv_freq
+  scaled = jnp.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+  is_medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+  return jnp.where(is_medium, smoothed, scaled)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotates x [B, T, heads, head_dim] by positions [B, T] (rotate-half convention)."""
+  angles = positions[:, :, None].astype(jnp.float32) * inv_freq  # [B, T, hd/2]
+  cos = jnp.concatenate([jnp.cos(angles)] * 2, axis=-1)[:, :, None, :]
+  sin = jnp.concatenate([jnp.sin(angles)] * 2, axis=-1)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  rotated = jnp.concatenate([-x2, x1], axis=-1)
+  return (x.astype(jnp.float32) * cos + rotated * sin).astype(x.dtype)
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+  x32 = x.astype(jnp.float32)
+  normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+  return (normed * weight.astype(jnp.float32)).astype(x.dtype)
+
+
+def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
+  """RoPE positions [B, T] that count only real tokens, so left padding shifts nothing."""
+  return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=1) - 1, 0)
+
+
+class Decoder(nnx.Module):
+  """Causal language model. Parameters use the layout x @ W (input dim first)."""
+
+  def __init__(self, config: ModelConfig, *, dtype=jnp.float32, remat: bool = False,
+               rngs: nnx.Rngs):
+    self.config = config
+    self.remat = remat
+    c = config
+    L, D, F, V = c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size
+    q_dim, kv_dim = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+    normal = nnx.initializers.normal(0.02)
+
+    def param(shape, spec, init=normal):
+      # Placement is done by the loader or the sharding rules, not at creation.
+      return nnx.Param(init(rngs.params(), shape, dtype), out_sharding=spec,
+                       eager_sharding=False)
+
+    ones = lambda key, shape, dtype: jnp.ones(shape, dtype)
+    zeros = lambda key, shape, dtype: jnp.zeros(shape, dtype)
+    self.embed = param((V, D), ("tensor", "fsdp"))
+    self.attn_norm = param((L, D), (None, None), ones)
+    self.wq = param((L, D, q_dim), (None, "fsdp", "tensor"))
+    self.wk = param((L, D, kv_dim), (None, "fsdp", "tensor"))
+    self.wv = param((L, D, kv_dim), (None, "fsdp", "tensor"))
+    self.wo = param((L, q_dim, D), (None, "tensor", "fsdp"))
+    if c.attention_bias:
+      self.bq = param((L, q_dim), (None, "tensor"), zeros)
+      self.bk = param((L, kv_dim), (None, "tensor"), zeros)
+      self.bv = param((L, kv_dim), (None, "tensor"), zeros)
+    if c.qk_norm:
+      self.q_norm = param((L, c.head_dim), (None, None), ones)
+      self.k_norm = param((L, c.head_dim), (None, None), ones)
+    self.mlp_norm = param((L, D), (None, None), ones)
+    self.w_gate = param((L, D, F), (None, "fsdp", "tensor"))
+    self.w_up = param((L, D, F), (None, "fsdp", "tensor"))
+    self.w_down = param((L, F, D), (None, "tensor", "fsdp"))
+    self.final_norm = param((D,), (None,), ones)
+    if not c.tie_word_embeddings:
+      self.lm_head = param((D, V), ("fsdp", "tensor"))
+
+  def __call__(self, input_ids, attention_mask=None, *, positions=None, cache=None):
+    """Logits of the next token.
+
+    input_ids: [B, T] int32. attention_mask: [B, T], 1 for real tokens, 0 for padding
+    (default all ones). positions: [B, T] RoPE positions (default: counted from the mask).
+    cache: a KVCache to read and extend; the T new tokens go into slots
+    [cache.index, cache.index + T).
+    Returns float32 logits [B, T, V], and the updated cache when one was given.
+    """
+    hidden, new_cache = self.hidden_states(input_ids, attention_mask,
+                                           positions=positions, cache=cache)
+    logits = self.unembed(hidden)
+    return logits if cache is None else (logits, new_cache)
+
+  def unembed(self, hidden: jax.Array) -> jax.Array:
+    """Final hidden states [..., D] -> float32 logits [..., V]."""
+    head = self.embed[...].T if self.config.tie_word_embeddings else self.lm_head[...]
+    return jnp.dot(hidden, head.astype(hidden.dtype),
+                   preferred_element_type=jnp.float32).astype(jnp.float32)
+
+  def hidden_states(self, input_ids, attention_mask=None, *, positions=None, cache=None):
+    """Final normed hidden states [B, T, D] (parameter dtype) and the updated cache."""
+    c = self.config
+    B, T = input_ids.shape
+    if attention_mask is None:
+      attention_mask = jnp.ones((B, T), jnp.int32)
+    attention_mask = attention_mask.astype(bool)
+    if positions is None:
+      positions = positions_from_mask(attention_mask)
+    x = self.embed[...][input_ids]
+
+    if cache is None:
+      key_mask = attention_mask
+      query_slots = jnp.arange(T)
+    else:
+      key_mask = jax.lax.dynamic_update_slice(cache.mask, attention_mask, (0, cache.index))
+      query_slots = cache.index + jnp.arange(T)
+    slots = key_mask.shape[1]
+    # [B, 1, 1, T, S]: causal over slots, and never attend to padding.
+    allowed = (jnp.arange(slots)[None, :] <= query_slots[:, None])[None] & key_mask[:, None, :]
+    allowed = allowed[:, None, None]
+
+    layers = {name: getattr(self, name)[...] for name in self._layer_param_names()}
+    inv_freq = rope_frequencies(c)
+
+    def block(x, layer_and_cache):
+      p, kv = layer_and_cache
+      h = rms_norm(x, p["attn_norm"], c.rms_norm_eps)
+      q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
+      if c.attention_bias:
+        q, k, v = q + p["bq"], k + p["bk"], v + p["bv"]
+      q = q.reshape(B, T, c.num_attention_heads, c.head_dim)
+      k = k.reshape(B, T, c.num_key_value_heads, c.head_dim)
+      v = v.reshape(B, T, c.num_key_value_heads, c.head_dim)
+      if c.qk_norm:
+        q = rms_norm(q, p["q_norm"], c.rms_norm_eps)
+        k = rms_norm(k, p["k_norm"], c.rms_norm_eps)
+      q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+      if kv is not None:
+        k_all = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, cache.index, 0, 0))
+        v_all = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, cache.index, 0, 0))
+        kv = (k_all, v_all)
+      else:
+        k_all, v_all = k, v
+      x = x + _attention(q, k_all, v_all, allowed) @ p["wo"]
+      h = rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
+      x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+      return x, kv
+
+    if self.remat:
+      block = jax.checkpoint(block)
+    kv_in = None if cache is None else (cache.k, cache.v)
+    x, kv_out = jax.lax.scan(block, x, (layers, kv_in))
+    hidden = rms_norm(x, self.final_norm[...], c.rms_norm_eps)
+    new_cache = None
+    if cache is not None:
+      new_cache = KVCache(k=kv_out[0], v=kv_out[1], mask=key_mask, index=cache.index + T)
+    return hidden, new_cache
+
+  def _layer_param_names(self):
+    names = ["attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down"]
+    if self.config.attention_bias:
+      names += ["bq", "bk", "bv"]
+    if self.config.qk_norm:
+      names += ["q_norm", "k_norm"]
+    return names
+
+
+def _attention(q, k, v, allowed):
+  """Grouped-query attention. q [B,T,H,hd]; k, v [B,S,K,hd]; allowed [B,1,1,T,S]."""
+  B, T, H, hd = q.shape
+  K = k.shape[2]
+  q = q.reshape(B, T, K, H // K, hd)
+  scores = jnp.einsum("btkgd,bskd->bkgts", q, k,
+                      preferred_element_type=jnp.float32) / math.sqrt(hd)
+  scores = jnp.where(allowed, scores, _MASKED)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+  return out.reshape(B, T, H * hd)
