@@ -1,0 +1,86 @@
+"""File sources: field mapping, malformed rows (error or skip-and-count), Parquet."""
+
+import json
+
+import pytest
+
+from amrsd import data
+
+
+def write_jsonl(path, rows):
+  path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+  return str(path)
+
+
+def test_gsm8k_rows_map_to_problem_answer_solution(tmp_path):
+  path = write_jsonl(tmp_path / "gsm8k_tiny.jsonl", [
+      {"question": "Two and three?", "answer": "2+3=<<2+3=5>>5 apples\n#### 5"}])
+  record = data.FileSource(path)[0]
+  assert record == {"problem": "Two and three?", "answer": "5", "solution": "2+3=5 apples",
+                    "task": "gsm8k"}
+
+
+def test_shared_math500_and_gsm8k_load_completely(shared_data):
+  math500 = data.FileSource(shared_data / "math500.jsonl")
+  assert len(math500) == 500 and not math500.skipped
+  assert math500[0]["task"] == "math" and math500[0]["solution"] and math500[0]["level"]
+  gsm8k = data.FileSource(shared_data / "gsm8k_test.jsonl")
+  assert len(gsm8k) == 1319 and gsm8k[0]["answer"] == "18" and "####" not in gsm8k[0]["solution"]
+  aime = data.open_dataset(str(shared_data / "aime24.jsonl"))
+  assert aime[0]["task"] == "math" and aime[0]["solution"] is None
+
+
+@pytest.mark.parametrize("bad_row, field, reason", [
+    ('{"question": "q", "answer": "no final number"}', "answer", "no '#### <number>'"),
+    ('{"answer": "#### 3"}', "question", "missing"),
+    ('{"question": "", "answer": "#### 3"}', "question", "empty"),
+    ('{"question": ["q"], "answer": "#### 3"}', "question", "expected text, got list"),
+    ('{"question": "q", "answer": "#### 3"', "<row>", "not valid JSON"),
+    ('[1, 2]', "<row>", "expected a JSON object"),
+])
+def test_malformed_row_error_names_file_line_and_field(tmp_path, bad_row, field, reason):
+  good = {"question": "q", "answer": "#### 1"}
+  path = write_jsonl(tmp_path / "gsm8k_bad.jsonl", [good, good, bad_row, good])
+  with pytest.raises(data.DataError) as error:
+    data.FileSource(path)
+  message = str(error.value)
+  assert message.startswith(f"{path}:3: field {field!r}: ")
+  assert reason in message and "skip_bad_rows=True" in message
+
+
+def test_skip_bad_rows_skips_and_counts(tmp_path):
+  good = {"question": "q", "answer": "#### 1"}
+  path = write_jsonl(tmp_path / "gsm8k_bad.jsonl", [good, "{oops", good, {"question": "q"}, good])
+  source = data.FileSource(path, skip_bad_rows=True)
+  assert len(source) == 3
+  assert [line for line, _ in source.skipped] == [2, 4]
+
+
+def test_generic_format_takes_the_task_from_each_row(tmp_path):
+  path = write_jsonl(tmp_path / "mine.jsonl", [
+      {"problem": "Pick", "answer": "B", "task": "mcq"}, {"problem": "Sum", "answer": 3}])
+  with pytest.raises(data.DataError, match=r"mine.jsonl:2: field 'task': missing"):
+    data.FileSource(path)
+  assert data.FileSource(path, format="math")[1]["answer"] == "3"
+
+
+def test_parquet_source_reads_rows_and_names_bad_ones(tmp_path):
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+  path = str(tmp_path / "math_tiny.parquet")
+  pq.write_table(pa.table({"problem": ["1+1?", "2+2?", None], "answer": ["2", "4", "6"],
+                           "solution": ["1+1=2", None, None]}), path)
+  with pytest.raises(data.DataError, match=r"math_tiny.parquet:row 3: field 'problem': missing"):
+    data.FileSource(path)
+  source = data.FileSource(path, skip_bad_rows=True)
+  assert [r["answer"] for r in source] == ["2", "4"] and source[0]["solution"] == "1+1=2"
+
+
+def test_unknown_format_and_missing_file_are_clear(tmp_path):
+  path = write_jsonl(tmp_path / "x.jsonl", [{"problem": "p", "answer": "1"}])
+  with pytest.raises(ValueError, match="unknown dataset format 'csv'; valid: generic, gsm8k, math"):
+    data.FileSource(path, format="csv")
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    data.FileSource(str(tmp_path / "absent.jsonl"))
+  with pytest.raises(ValueError, match="unknown dataset 'gsm9k'"):
+    data.open_dataset("gsm9k")
