@@ -1,0 +1,111 @@
+"""The five methods by name: what each needs from the teacher and its loss.
+
+A method is a small record plus one loss function (ALGORITHMS.md section 2), not a
+subclass. The step computes what `teacher` asks for and calls `loss`.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from amrsd.algorithms import cig, losses
+from amrsd.algorithms.config import METHODS, AlgorithmConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class LossInputs:
+  """Arrays a method's loss reads. N rows, R response tokens, k top-k ids.
+
+  logp: [N, R] float32 student log-probs of the sampled tokens (differentiable).
+  old_logp: [N, R] float32 sampler's log-probs. mask: [N, R] float32 valid tokens.
+  adv: [N] float32 group advantages. has_hint: [N] float32, 1 where a teacher context exists.
+  teacher_logp: [N, R] float32 stop-gradient teacher log-probs (teacher == "logprobs").
+  student_topk, teacher_topk: [N, R, k] log-softmax at the student's top-k ids
+  (teacher == "topk"; the teacher side is stop-gradient).
+  """
+  logp: Any
+  old_logp: Any
+  mask: Any
+  adv: Any
+  has_hint: Any
+  teacher_logp: Any = None
+  student_topk: Any = None
+  teacher_topk: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """name; teacher: "none" | "logprobs" (sampled-token lT) | "topk" (SDPO / OPSD);
+  loss(config, inputs, step) -> (loss scalar, stats dict of float32 scalars);
+  topk(config) -> k for teacher == "topk"."""
+  name: str
+  teacher: str
+  loss: Callable
+  topk: Callable = lambda config: 0
+
+
+def get(name: str) -> Method:
+  """The registered method `name`; a clear error lists the valid names."""
+  if name not in REGISTRY:
+    raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(REGISTRY)}")
+  return REGISTRY[name]
+
+
+def grpo_loss(config: AlgorithmConfig, x: LossInputs, step):
+  del step
+  token_adv = jnp.broadcast_to(x.adv[:, None], x.mask.shape)
+  return losses.ppo_clip_loss(x.logp, x.old_logp, token_adv, x.mask, eps_lo=config.eps_lo,
+                              eps_hi=config.eps_hi, agg=config.loss_agg)
+
+
+def rlsd_loss(config: AlgorithmConfig, x: LossInputs, step):
+  token_adv, stats = cig.rlsd_token_advantages(x.adv, x.teacher_logp, x.old_logp, x.mask,
+                                               x.has_hint, step, config)
+  return _ppo_with(config, x, token_adv, stats)
+
+
+def amrsd_loss(config: AlgorithmConfig, x: LossInputs, step):
+  token_adv, stats = cig.amrsd_token_advantages(x.adv, x.teacher_logp, x.old_logp, x.mask,
+                                                x.has_hint, step, config)
+  return _ppo_with(config, x, token_adv, stats)
+
+
+def sdpo_loss(config: AlgorithmConfig, x: LossInputs, step):
+  """Top-k + tail generalized JSD, weighted by min(rho, is_clip); rows without context masked."""
+  del step
+  weights = losses.clipped_is_weight(x.logp, x.old_logp, config.sdpo_is_clip)
+  return _distill(config, x, config.sdpo_alpha, weights)
+
+
+def opsd_loss(config: AlgorithmConfig, x: LossInputs, step):
+  """JSD (beta) over the student's top-k + tail; on-policy, so no importance weight."""
+  del step
+  return _distill(config, x, config.opsd_beta, None)
+
+
+def _ppo_with(config, x, token_adv, stats):
+  loss, clip_stats = losses.ppo_clip_loss(x.logp, x.old_logp, token_adv, x.mask,
+                                          eps_lo=config.eps_lo, eps_hi=config.eps_hi,
+                                          agg=config.loss_agg)
+  return loss, {**stats, **clip_stats}
+
+
+def _distill(config, x, alpha, weights):
+  mask = x.mask * (x.has_hint > 0)[:, None].astype(jnp.float32)
+  loss, divergence = losses.topk_distillation_loss(x.student_topk, x.teacher_topk, mask,
+                                                   alpha=alpha, weights=weights,
+                                                   agg=config.loss_agg)
+  return loss, {"distill_divergence": losses.masked_mean(jax.lax.stop_gradient(divergence),
+                                                         mask)}
+
+
+REGISTRY = {
+    "grpo": Method("grpo", "none", grpo_loss),
+    "rlsd": Method("rlsd", "logprobs", rlsd_loss),
+    "amrsd": Method("amrsd", "logprobs", amrsd_loss),
+    "sdpo": Method("sdpo", "topk", sdpo_loss, lambda config: config.sdpo_topk),
+    "opsd": Method("opsd", "topk", opsd_loss, lambda config: config.opsd_topk),
+}
+assert tuple(REGISTRY) == METHODS, "registry and config.METHODS must list the same methods"

@@ -1,0 +1,248 @@
+"""One jitted training step for all five methods (ALGORITHMS.md section 1, steps 3-8).
+
+    train_step = make_train_step(graphdef, tx, AlgorithmConfig(name="amrsd"))
+    opt_state = init_opt_state(tx, params_state)
+    params_state, opt_state, metrics = train_step(params_state, opt_state, batch, step)
+
+The batch is a dict of arrays; N = B*G rows ordered group-major (all G rollouts of
+prompt 0 first), T = P + R student columns, T' = P' + R teacher columns:
+
+  student_ids      [N, T]  int32  left-padded prompt (P columns) + response (R columns)
+  student_mask     [N, T]  int32  1 real token, 0 padding (prompt padding and response
+                                  padding after EOS)
+  response_mask    [N, R]  float32  1 on response tokens that count (up to and including
+                                  EOS); R = response_mask.shape[1], so the response
+                                  starts at column T - R (no separate "start" key)
+  logp_old         [N, R]  float32  sampler's log-probs of the response tokens (nats)
+  rewards          [N]     float32  verifier rewards
+  has_hint         [N]     float32  1 where the row has a teacher context (hint,
+                                  reference, demonstration); required with a teacher
+  teacher_ids      [N, T'] int32  teacher context (P' columns) + the same R response
+                                  tokens; required for rlsd, amrsd, sdpo, opsd
+  teacher_mask     [N, T'] int32  as student_mask
+  logp_ref         [N, R]  float32  reference-policy log-probs; required when kl_coef > 0
+
+Decisions:
+- Gradient clipping belongs to the optax chain the caller passes
+  (e.g. optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-6))); the step
+  reports the unclipped global norm as grad_norm.
+- Trainable subset: `trainable` is an nnx filter (default nnx.Param: everything).
+  The state is split into trainable and frozen parts; only the trainable part gets
+  gradients and optimizer state (a LoRA filter, or a path filter such as
+  nnx.PathContains("lm_head")). Layer parameters are stacked [L, ...], so "top N
+  blocks" is a per-layer update mask inside the optax chain, not a filter.
+- A non-finite loss or gradient leaves parameters and optimizer state unchanged and
+  sets update_skipped = 1; the trainer stops on it and keeps the last checkpoint.
+- The teacher runs on the same weights (stop-gradient) unless `teacher_state` is
+  given (EMA or frozen initial weights, for SDPO / OPSD or teacher_weights = ema).
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from amrsd.algorithms import losses, registry
+from amrsd.algorithms.advantages import group_advantages
+from amrsd.algorithms.config import AlgorithmConfig
+from amrsd.algorithms.logprobs import response_hidden, sampled_logprobs, topk_logprobs
+
+# Every step reports the same keys, whatever the method, so metric files line up.
+METHOD_STAT_DEFAULTS = ("gate_fraction", "cig_mean_pos", "cig_std_pos", "cig_mean_neg",
+                        "cig_std_neg", "anneal_strength", "clip_fraction", "clip_fraction_low",
+                        "clip_fraction_high", "distill_divergence", "kl")
+
+
+def make_train_step(graphdef, optimizer_tx, algo_config: AlgorithmConfig, *,
+                    trainable=nnx.Param):
+  """A jitted train_step(params_state, opt_state, batch, step, teacher_state=None).
+
+  params_state: the full nnx.State of the model (nnx.split); opt_state: from
+  init_opt_state(optimizer_tx, params_state, trainable). Both are donated.
+  step: int32 scalar (drives the annealing). Returns (params_state, opt_state,
+  metrics: dict of float32 scalars, see metric_names()).
+  """
+  def train_step(params_state, opt_state, batch, step, teacher_state=None):
+    diff, frozen = nnx.split_state(params_state, trainable, ...)
+    grads, metrics = _grads_and_metrics(graphdef, algo_config, diff, frozen, batch, step,
+                                        teacher_state)
+    updates, new_opt_state = optimizer_tx.update(grads, opt_state, diff)
+    new_diff = optax.apply_updates(diff, updates)
+    ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+    keep = lambda new, old: jnp.where(ok, new, old)
+    new_diff = jax.tree.map(keep, new_diff, diff)
+    new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
+    metrics["update_skipped"] = 1.0 - ok.astype(jnp.float32)
+    return nnx.merge_state(new_diff, frozen), new_opt_state, metrics
+
+  return jax.jit(train_step, donate_argnums=(0, 1))
+
+
+def make_grad_fn(graphdef, algo_config: AlgorithmConfig, *, trainable=nnx.Param):
+  """A jitted grad_fn(params_state, batch, step, teacher_state=None) -> (grads, metrics).
+
+  grads is an nnx.State over the trainable part; for gradient accumulation over
+  micro-batches and for tests. Nothing is donated.
+  """
+  def grad_fn(params_state, batch, step, teacher_state=None):
+    diff, frozen = nnx.split_state(params_state, trainable, ...)
+    return _grads_and_metrics(graphdef, algo_config, diff, frozen, batch, step, teacher_state)
+
+  return jax.jit(grad_fn)
+
+
+def init_opt_state(optimizer_tx, params_state, trainable=nnx.Param):
+  """Optimizer state over the trainable part of params_state."""
+  diff, _ = nnx.split_state(params_state, trainable, ...)
+  return optimizer_tx.init(diff)
+
+
+def metric_names(algo_config: AlgorithmConfig) -> tuple[str, ...]:
+  """Keys of the metrics dict the step returns."""
+  names = ("loss", "reward_mean", "reward_std", "accuracy", "zero_variance_fraction",
+           "response_length_mean", "response_length_max", "response_clip_fraction",
+           "entropy", "logprob_gap_max", "logprob_gap_mean", "hint_fraction",
+           "teacher_token_mismatch", "grad_norm") + METHOD_STAT_DEFAULTS
+  return names + ("update_skipped",)
+
+
+def check_batch(batch, algo_config: AlgorithmConfig):
+  """Raises ValueError naming the key and shapes when the batch does not fit the layout."""
+  method = registry.get(algo_config.name)
+  required = ["student_ids", "student_mask", "response_mask", "logp_old", "rewards"]
+  if method.teacher != "none":
+    required += ["teacher_ids", "teacher_mask", "has_hint"]
+  if algo_config.kl_coef > 0:
+    required.append("logp_ref")
+  missing = [k for k in required if k not in batch]
+  if missing:
+    raise ValueError(f"batch for algorithm {algo_config.name!r} is missing {missing}; "
+                     f"it has {sorted(batch)} (layout: amrsd/algorithms/step.py docstring)")
+  n, t = batch["student_ids"].shape
+  r = batch["response_mask"].shape[1]
+  expect = {"student_mask": (n, t), "response_mask": (n, r), "logp_old": (n, r),
+            "rewards": (n,), "has_hint": (n,), "logp_ref": (n, r)}
+  if method.teacher != "none":
+    expect["teacher_mask"] = batch["teacher_ids"].shape
+    if batch["teacher_ids"].shape[0] != n or batch["teacher_ids"].shape[1] <= r:
+      raise ValueError(f"batch['teacher_ids'] has shape {batch['teacher_ids'].shape}; "
+                       f"expected [{n}, P' + {r}] with P' >= 1")
+  for key, shape in expect.items():
+    if key in batch and tuple(batch[key].shape) != tuple(shape):
+      raise ValueError(f"batch[{key!r}] has shape {tuple(batch[key].shape)}; expected "
+                       f"{tuple(shape)} (N={n} rows, T={t} columns, R={r} response tokens)")
+  if t <= r:
+    raise ValueError(f"batch['student_ids'] has {t} columns but the response has R={r}: "
+                     "rows must be [prompt (P >= 1) | response (R)]")
+  if n % algo_config.group_size:
+    raise ValueError(f"batch has N={n} rows, not a multiple of group_size="
+                     f"{algo_config.group_size}")
+
+
+def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_state):
+  check_batch(batch, config)
+  method = registry.get(config.name)
+  if teacher_state is not None and config.teacher_forward == "stacked":
+    raise ValueError("teacher_forward='stacked' runs teacher rows on the policy's own weights; "
+                     "pass teacher_state=None or use teacher_forward='separate'")
+  mask = batch["response_mask"].astype(jnp.float32)
+  n, r = mask.shape
+  targets = batch["student_ids"][:, -r:]
+  has_hint = batch.get("has_hint", jnp.zeros((n,), jnp.float32)).astype(jnp.float32)
+  adv, zero_variance = group_advantages(batch["rewards"], config.group_size,
+                                        std_norm=config.std_norm)
+  separate = method.teacher != "none" and config.teacher_forward == "separate"
+  if separate:  # outside the differentiated function: no backward over teacher rows
+    teacher = nnx.merge(graphdef, teacher_state if teacher_state is not None
+                        else nnx.merge_state(diff, frozen))
+    teacher_hidden = jax.lax.stop_gradient(_teacher_hidden(teacher, batch, r))
+    teacher_unembed = teacher.unembed
+
+  def loss_fn(diff):
+    model = nnx.merge(graphdef, diff, frozen)
+    if method.teacher == "none":
+      hidden, t_hidden, t_unembed = _student_hidden(model, batch, r), None, None
+    elif separate:
+      hidden, t_hidden, t_unembed = _student_hidden(model, batch, r), teacher_hidden, teacher_unembed
+    else:
+      hidden, t_hidden = _stacked_hidden(model, batch, r)
+      t_hidden, t_unembed = jax.lax.stop_gradient(t_hidden), model.unembed
+    inputs = dict(old_logp=batch["logp_old"].astype(jnp.float32), mask=mask, adv=adv,
+                  has_hint=has_hint)
+    if method.teacher == "topk":
+      logp, entropy, s_top, t_top = topk_logprobs(
+          model.unembed, t_unembed, hidden, t_hidden, targets, method.topk(config),
+          chunk_size=config.logit_chunk)
+      inputs.update(student_topk=s_top, teacher_topk=t_top)
+    else:
+      logp, entropy = sampled_logprobs(model.unembed, hidden, targets,
+                                       chunk_size=config.logit_chunk)
+      if method.teacher == "logprobs":
+        t_logp, _ = sampled_logprobs(t_unembed, t_hidden, targets,
+                                     chunk_size=config.logit_chunk, with_entropy=False)
+        inputs["teacher_logp"] = jax.lax.stop_gradient(t_logp)
+    loss, stats = method.loss(config, registry.LossInputs(logp=logp, **inputs), step)
+    if config.kl_coef > 0:
+      kl = losses.k3_kl(logp, batch["logp_ref"].astype(jnp.float32))
+      loss = loss + config.kl_coef * losses.aggregate(kl, mask, config.loss_agg)
+      stats["kl"] = losses.masked_mean(jax.lax.stop_gradient(kl), mask)
+    return loss, (jax.lax.stop_gradient(logp), entropy, stats)
+
+  (loss, (logp, entropy, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(diff)
+  metrics = {name: jnp.zeros((), jnp.float32) for name in METHOD_STAT_DEFAULTS}
+  metrics.update(stats)
+  metrics.update(_batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint,
+                                method.teacher != "none"))
+  metrics["loss"] = loss
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return grads, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+
+
+def _student_hidden(model, batch, r):
+  ids = batch["student_ids"]
+  return response_hidden(model, ids, batch["student_mask"], ids.shape[1] - r)
+
+
+def _teacher_hidden(model, batch, r):
+  ids = batch["teacher_ids"]
+  return response_hidden(model, ids, batch["teacher_mask"], ids.shape[1] - r)
+
+
+def _stacked_hidden(model, batch, r):
+  """Student and teacher rows through one forward: contexts left-padded to one length."""
+  s_ids, s_mask = batch["student_ids"], batch["student_mask"]
+  t_ids, t_mask = batch["teacher_ids"], batch["teacher_mask"]
+  width = max(s_ids.shape[1], t_ids.shape[1])
+  pad = lambda a, w: jnp.pad(a, ((0, 0), (w - a.shape[1], 0)))
+  ids = jnp.concatenate([pad(s_ids, width), pad(t_ids, width)])
+  mask = jnp.concatenate([pad(s_mask.astype(jnp.int32), width),
+                          pad(t_mask.astype(jnp.int32), width)])
+  hidden = response_hidden(model, ids, mask, width - r)
+  n = s_ids.shape[0]
+  return hidden[:n], hidden[n:]
+
+
+def _batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint, has_teacher):
+  rewards = batch["rewards"].astype(jnp.float32)
+  lengths = jnp.sum(mask, axis=1)
+  gap = jnp.abs(batch["logp_old"].astype(jnp.float32) - logp)
+  metrics = {
+      "reward_mean": jnp.mean(rewards),
+      "reward_std": jnp.std(rewards),
+      "accuracy": jnp.mean((rewards >= config.success_threshold).astype(jnp.float32)),
+      "zero_variance_fraction": jnp.mean(zero_variance.astype(jnp.float32)),
+      "response_length_mean": jnp.mean(lengths),
+      "response_length_max": jnp.max(lengths),
+      # A response that fills the whole budget R was most likely cut off.
+      "response_clip_fraction": jnp.mean((lengths >= mask.shape[1]).astype(jnp.float32)),
+      "entropy": losses.masked_mean(entropy, mask),
+      "logprob_gap_max": jnp.max(jnp.where(mask > 0, gap, 0.0)),
+      "logprob_gap_mean": losses.masked_mean(gap, mask),
+      "hint_fraction": jnp.mean(has_hint),
+      "teacher_token_mismatch": jnp.zeros((), jnp.float32),
+  }
+  if has_teacher:  # the teacher must score exactly the student's response tokens
+    r = mask.shape[1]
+    differs = batch["teacher_ids"][:, -r:] != batch["student_ids"][:, -r:]
+    metrics["teacher_token_mismatch"] = losses.masked_mean(differs.astype(jnp.float32), mask)
+  return metrics
