@@ -87,6 +87,9 @@ class Decoder(nnx.Module):
                rngs: nnx.Rngs):
     self.config = config
     self.remat = remat
+    # Training only the top blocks: the embedding and the lowest `frozen_layers` blocks
+    # run under stop_gradient in their own scan, so no backward pass goes below them.
+    self.frozen_layers = 0
     c = config
     L, D, F, V = c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size
     q_dim, kv_dim = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
@@ -124,7 +127,8 @@ class Decoder(nnx.Module):
     """Logits of the next token.
 
     input_ids: [B, T] int32. attention_mask: [B, T], 1 for real tokens, 0 for padding
-    (default all ones). positions: [B, T] RoPE positions (default: counted from the mask).
+    (default all ones). positions: [B, T] RoPE positions (default: counted from the mask,
+    after the real tokens already in the cache).
     cache: a KVCache to read and extend; the T new tokens go into slots
     [cache.index, cache.index + T).
     Returns float32 logits [B, T, V], and the updated cache when one was given.
@@ -149,6 +153,8 @@ class Decoder(nnx.Module):
     attention_mask = attention_mask.astype(bool)
     if positions is None:
       positions = positions_from_mask(attention_mask)
+      if cache is not None:  # continue after the real tokens already in the cache
+        positions = positions + jnp.sum(cache.mask, axis=1, dtype=jnp.int32)[:, None]
     x = self.embed[...][input_ids]
 
     if cache is None:
@@ -192,6 +198,12 @@ class Decoder(nnx.Module):
     if self.remat:
       block = jax.checkpoint(block)
     kv_in = None if cache is None else (cache.k, cache.v)
+    frozen = self.frozen_layers
+    if frozen and cache is None:
+      below = jax.tree.map(lambda a: jax.lax.stop_gradient(a[:frozen]), layers)
+      x, _ = jax.lax.scan(block, jax.lax.stop_gradient(x), (below, None))
+      layers = jax.tree.map(lambda a: a[frozen:], layers)
+      x = jax.lax.stop_gradient(x)
     x, kv_out = jax.lax.scan(block, x, (layers, kv_in))
     hidden = rms_norm(x, self.final_norm[...], c.rms_norm_eps)
     new_cache = None
