@@ -60,9 +60,6 @@ def plot_runs(workdirs, out_dir) -> list[str]:
   return written
 
 
-_OUT = flags.DEFINE_string("out", None, "Output folder (default: the first workdir's plots/).")
-
-
 def main(argv):
   workdirs = argv[1:]
   if not workdirs:
@@ -70,10 +67,12 @@ def main(argv):
   for w in workdirs:
     if not os.path.exists(os.path.join(w, "metrics.jsonl")):
       raise app.UsageError(f"{w} has no metrics.jsonl (is it a run's workdir?)")
-  out = _OUT.value or os.path.join(workdirs[0], "plots")
+  out = flags.FLAGS.out or os.path.join(workdirs[0], "plots")
   for path in plot_runs(workdirs, out):
     print(path)
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a program: the trainer imports this module.
+  flags.DEFINE_string("out", None, "Output folder (default: the first workdir's plots/).")
   app.run(main)

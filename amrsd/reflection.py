@@ -163,7 +163,7 @@ def reflect(generate, records, completions, packets, group_size, *, granularity=
       record, packet = records[i // group_size], packets[i]
       answers = [record.get("answer", "")]
       sources = [s for s in (packet.peer, packet.reference) if s]
-      if packet.peer and answer_of is not None:
+      if packet.peer and answer_of is not None and answer_of(packet.peer):
         answers.append(answer_of(packet.peer))
       text = text.strip()
       if not text:

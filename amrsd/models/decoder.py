@@ -80,6 +80,10 @@ def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
   return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=1) - 1, 0)
 
 
+class LoRAParam(nnx.Param):
+  """Low-rank adapter factors; a Param subtype so they can be trained alone."""
+
+
 class Decoder(nnx.Module):
   """Causal language model. Parameters use the layout x @ W (input dim first)."""
 
@@ -90,6 +94,8 @@ class Decoder(nnx.Module):
     # Training only the top blocks: the embedding and the lowest `frozen_layers` blocks
     # run under stop_gradient in their own scan, so no backward pass goes below them.
     self.frozen_layers = 0
+    self.lora_targets = ()   # block weights with adapters, see add_lora
+    self.lora_scale = 0.0
     c = config
     L, D, F, V = c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size
     q_dim, kv_dim = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
@@ -168,7 +174,7 @@ class Decoder(nnx.Module):
     allowed = (jnp.arange(slots)[None, :] <= query_slots[:, None])[None] & key_mask[:, None, :]
     allowed = allowed[:, None, None]
 
-    layers = {name: getattr(self, name)[...] for name in self._layer_param_names()}
+    layers = self.layer_weights()
     inv_freq = rope_frequencies(c)
 
     def block(x, layer_and_cache):
@@ -210,6 +216,39 @@ class Decoder(nnx.Module):
     if cache is not None:
       new_cache = KVCache(k=kv_out[0], v=kv_out[1], mask=key_mask, index=cache.index + T)
     return hidden, new_cache
+
+  def layer_weights(self) -> dict[str, jax.Array]:
+    """Stacked block weights [L, ...] by name, with LoRA deltas (if any) merged in."""
+    layers = {name: getattr(self, name)[...] for name in self._layer_param_names()}
+    for name in self.lora_targets:
+      a, b = getattr(self, f"{name}_lora_a")[...], getattr(self, f"{name}_lora_b")[...]
+      delta = jnp.einsum("lir,lro->lio", a, b, preferred_element_type=jnp.float32)
+      layers[name] = (layers[name] + self.lora_scale * delta).astype(layers[name].dtype)
+    return layers
+
+  def add_lora(self, rank: int, alpha: float, targets, *, rngs: nnx.Rngs):
+    """Adds low-rank adapters W + (alpha / rank) A B to the named block weights.
+
+    A [L, in, rank] starts random, B [L, rank, out] at zero, so the model is unchanged
+    until trained. Adapters are LoRAParam variables (train them with an
+    nnx.OfType(LoRAParam) filter); save_hf exports the merged weights.
+    """
+    valid = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+    for name in targets:
+      if name not in valid:
+        raise ValueError(f"LoRA target {name!r} is not a block weight; choose from "
+                         f"{', '.join(valid)}")
+      weight = getattr(self, name)
+      L, fan_in, fan_out = weight.shape
+      spec = weight.get_metadata()["out_sharding"]
+      a = jax.random.normal(rngs.params(), (L, fan_in, rank), weight.dtype) / math.sqrt(fan_in)
+      setattr(self, f"{name}_lora_a", LoRAParam(a, out_sharding=(None, spec[1], None),
+                                                eager_sharding=False))
+      setattr(self, f"{name}_lora_b", LoRAParam(jnp.zeros((L, rank, fan_out), weight.dtype),
+                                                out_sharding=(None, None, spec[2]),
+                                                eager_sharding=False))
+    self.lora_targets = tuple(targets)
+    self.lora_scale = alpha / rank
 
   def _layer_param_names(self):
     names = ["attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down"]

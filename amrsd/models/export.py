@@ -16,7 +16,9 @@ def save_hf(model: Decoder, tokenizer, folder: str) -> None:
   os.makedirs(folder, exist_ok=True)
   config = model.config
   state = nnx.state(model, nnx.Param)
-  arrays = {name: np.asarray(state[name][...], dtype=np.float32)
+  merged = model.layer_weights()  # LoRA adapters folded into the block weights
+  arrays = {name: np.asarray(merged[name] if name in merged else state[name][...],
+                             dtype=np.float32)
             for name in params_lib.param_names(config)}
   tensors = params_lib.params_to_hf(config, arrays)
   tmp = os.path.join(folder, "model.safetensors.tmp")

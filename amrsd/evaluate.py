@@ -1,0 +1,136 @@
+"""Evaluation: avg@k and pass@k on held-out problems.
+
+  python -m amrsd.evaluate --config=configs/<recipe>.py --checkpoint=<workdir or step dir> \
+      --benchmarks=aime24,aime25,amc23,hmmt25_feb,math500,gsm8k --samples=4
+
+Benchmarks are JSONL files read by name from --data_dir (default ../shared/data), or by
+path. Writes eval.json (per benchmark avg@k, pass@k, count) and prints a table.
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from amrsd import prompts
+
+# Benchmark name -> (file name, verifier, prompt template).
+MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
+BENCHMARKS = {
+    "aime24": ("aime24.jsonl", "math", MATH_TEMPLATE),
+    "aime25": ("aime25.jsonl", "math", MATH_TEMPLATE),
+    "amc23": ("amc23.jsonl", "math", MATH_TEMPLATE),
+    "hmmt25_feb": ("hmmt25_feb.jsonl", "math", MATH_TEMPLATE),
+    "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
+    "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
+    "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
+}
+
+
+def evaluate_records(sampler, records, verifier, *, template, samples, max_new_tokens,
+                     temperature, seed, batch_size=64):
+  """avg@k (mean accuracy over k samples per problem) and pass@k (any of k correct).
+
+  records: dicts with "problem" and "answer". verifier: a name for
+  amrsd.rewards.verify_batch. Returns {"avg@k": float, "pass@k": float, "count": int}
+  with k = samples.
+  """
+  from amrsd import rewards
+  if not records:
+    raise ValueError("evaluate_records: no records to evaluate")
+  correct = []
+  for start in range(0, len(records), batch_size):
+    chunk = records[start:start + batch_size]
+    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
+    result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
+                              temperature=temperature, seed=seed)
+    rows = [chunk[i // samples] for i in range(len(result.texts))]
+    verdicts = rewards.verify_batch(verifier, result.texts, rows)
+    correct.append(np.array([v.reward >= 0.5 for v in verdicts]).reshape(len(chunk), samples))
+  correct = np.concatenate(correct)
+  k = samples
+  return {f"avg@{k}": float(correct.mean()), f"pass@{k}": float(correct.any(axis=1).mean()),
+          "count": int(correct.shape[0])}
+
+
+def load_policy(config, checkpoint):
+  """(model, tokenizer): the config's model, with a run's latest trained weights when
+  checkpoint is a workdir."""
+  from flax import nnx
+
+  from amrsd import models
+  if checkpoint and os.path.isfile(os.path.join(checkpoint, "config.json")):
+    return models.load(checkpoint)
+  from amrsd.trainer import Trainer
+  if not checkpoint:
+    return models.load(config.model.path or models.default_model_path())
+  config = config.copy_and_resolve_references()
+  config.workdir = checkpoint
+  trainer = Trainer(config)
+  if not trainer.restore_latest():
+    raise FileNotFoundError(f"{checkpoint}: no checkpoint found under checkpoints/")
+  nnx.update(trainer.model, trainer.params)
+  return trainer.model, trainer.tokenizer
+
+
+def main(argv):
+  del argv
+  from amrsd.data import FileSource
+  from amrsd.sampling import Sampler
+  config = _CONFIG.value
+  data_dir = _DATA_DIR.value or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                             "data")
+  model, tokenizer = load_policy(config, _CHECKPOINT.value)
+  sampler = Sampler(model, tokenizer)
+  results = {}
+  for name in _BENCHMARKS.value:
+    if name in BENCHMARKS:
+      file, verifier, template = BENCHMARKS[name]
+      path = os.path.join(data_dir, file)
+    elif name.endswith(".jsonl"):
+      path, verifier, template = name, "math", MATH_TEMPLATE
+    else:
+      raise app.UsageError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
+                           "or a .jsonl path")
+    if not os.path.exists(path):
+      raise app.UsageError(f"{path} not found; pass --data_dir (the public datasets are "
+                           "openai/gsm8k, HuggingFaceH4/MATH-500, AIME/AMC/HMMT problem sets)")
+    source = FileSource(path)
+    records = [source[i] for i in range(len(source))][:_LIMIT.value or None]
+    template = dict(config.prompts).get("task", template) if name not in BENCHMARKS else template
+    results[name] = evaluate_records(sampler, records, verifier, template=template,
+                                     samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
+                                     temperature=_TEMPERATURE.value, seed=config.seed)
+  k = _SAMPLES.value
+  print(f"{'benchmark':<12} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
+  for name, r in results.items():
+    print(f"{name:<12} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
+  with open(_OUT.value, "w") as f:
+    json.dump(results, f, indent=2)
+
+
+def define_flags():
+  """Flags of the program; defined only when run as one (the trainer imports this module)."""
+  global _CONFIG, _CHECKPOINT, _BENCHMARKS, _SAMPLES, _TEMPERATURE, _MAX_NEW_TOKENS, _LIMIT
+  global _DATA_DIR, _OUT
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", os.path.join(os.path.dirname(__file__), "config.py"), "Run config (model, prompts).")
+  _CHECKPOINT = flags.DEFINE_string(
+      "checkpoint", None, "A run's workdir (its latest checkpoint) or an exported HF folder; "
+      "default: the config's model.path.")
+  _BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], f"Names ({', '.join(BENCHMARKS)}) "
+                                  "or .jsonl paths.")
+  _SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
+  _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
+  _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
+  _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
+  _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
+                                  "(default: ../shared/data beside the repository).")
+  _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,163 @@
+"""Device side of the sampler: prefill and a decode loop over a KV cache, as pure functions.
+
+Both functions take the model as (graphdef, state) so that the weights are arguments of
+the compiled program, never constants baked into it: a training step that changes the
+weights is seen by the next call without recompiling.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from amrsd.models import init_cache
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeMode:
+  """What is static in the decode program (each distinct value compiles once).
+
+  greedy: temperature 0, argmax. filtered: top-k and/or top-p filtering is on, which
+  needs one full-vocabulary sort per step, so plain sampling skips it.
+  """
+  greedy: bool
+  filtered: bool
+
+
+def prefill(graphdef, state, prompt_ids, prompt_mask, *, n, budget, batch_sharding=None):
+  """Runs the prompts once and repeats the result for n samples per prompt.
+
+  prompt_ids, prompt_mask: [B, P] int32, left-padded (mask 1 real, 0 pad).
+  n: samples per prompt (static). budget: decode slots reserved after the prompt (static).
+  batch_sharding: optional callable that constrains an array's batch axis (mesh runs).
+  Returns (cache with B*n rows and P + budget slots, float32 logits [B*n, V] of the
+  token after each prompt, int32 prompt lengths [B*n]). Rows are prompt-major: the n
+  copies of prompt b are rows b*n .. b*n + n - 1.
+  """
+  model = nnx.merge(graphdef, state)
+  batch, width = prompt_ids.shape
+  params_dtype = model.embed[...].dtype
+  cache = init_cache(model.config, batch, width + budget, params_dtype)
+  if batch_sharding is not None:
+    cache = _constrain_cache(cache, batch_sharding)
+  hidden, cache = model.hidden_states(prompt_ids, prompt_mask, cache=cache)
+  # Left padding puts every prompt's last real token in the last column.
+  logits = model.unembed(hidden[:, -1])
+  lengths = prompt_mask.astype(jnp.int32).sum(axis=1)
+  if n > 1:
+    repeat = lambda x, axis: jnp.repeat(x, n, axis=axis)
+    cache = dataclasses.replace(cache, k=repeat(cache.k, 1), v=repeat(cache.v, 1),
+                                mask=repeat(cache.mask, 0))
+    logits, lengths = repeat(logits, 0), repeat(lengths, 0)
+  if batch_sharding is not None:
+    cache = _constrain_cache(cache, batch_sharding)
+    logits, lengths = batch_sharding(logits, 0), batch_sharding(lengths, 0)
+  return cache, logits, lengths
+
+
+def decode(graphdef, state, cache, logits, lengths, active, key, temperature, top_p, top_k,
+           max_new_tokens, *, mode: DecodeMode, budget: int, eos_ids: tuple[int, ...],
+           pad_id: int):
+  """Samples up to max_new_tokens tokens per row; stops early once every row is done.
+
+  cache, logits [R, V], lengths [R]: from `prefill`. active: [R] bool, False for
+  padding rows (done from the start). key: a PRNG key; row r draws from
+  fold_in(fold_in(key, r), step), so a row's samples do not depend on the batch size.
+  temperature, top_p: float32 scalars; top_k: int32 scalar (0 = off);
+  max_new_tokens: int32 scalar <= budget.
+  Returns tokens [R, budget] int32 (pad_id after the end), logprobs [R, budget] float32
+  (temperature-1 log-softmax of each sampled token, 0 after the end), mask [R, budget]
+  int32 (1 up to and including the EOS token), the number of steps run, and the final
+  cache (returned so that a donated input cache is updated in place).
+  """
+  model = nnx.merge(graphdef, state)
+  rows = logits.shape[0]
+  row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(rows))
+  eos = jnp.asarray(eos_ids, jnp.int32)
+
+  def pick(logits, step, done):
+    step_keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, step)
+    token = select_tokens(logits, step_keys, temperature, top_p, top_k, mode)
+    logp = _token_logprob(logits, token)
+    token = jnp.where(done, pad_id, token)
+    return token, jnp.where(done, 0.0, logp), done | jnp.isin(token, eos)
+
+  tokens = jnp.full((rows, budget), pad_id, jnp.int32)
+  logprobs = jnp.zeros((rows, budget), jnp.float32)
+  mask = jnp.zeros((rows, budget), jnp.int32)
+
+  def record(buffers, step, token, logp, done_before):
+    tokens, logprobs, mask = buffers
+    column = lambda buf, value: jax.lax.dynamic_update_slice(buf, value[:, None], (0, step))
+    return (column(tokens, token), column(logprobs, logp),
+            column(mask, (~done_before).astype(jnp.int32)))
+
+  done = ~active
+  token, logp, new_done = pick(logits, 0, done)
+  buffers = record((tokens, logprobs, mask), 0, token, logp, done)
+
+  def cond(carry):
+    step, _, _, done, _ = carry
+    return (step < max_new_tokens) & ~jnp.all(done)
+
+  def body(carry):
+    step, cache, token, done, buffers = carry
+    # The token sampled at step - 1 sits at RoPE position length + step - 1.
+    positions = (lengths + step - 1)[:, None]
+    hidden, cache = model.hidden_states(token[:, None], jnp.ones((rows, 1), jnp.int32),
+                                        positions=positions, cache=cache)
+    logits = model.unembed(hidden[:, 0])
+    token, logp, new_done = pick(logits, step, done)
+    buffers = record(buffers, step, token, logp, done)
+    return step + 1, cache, token, new_done, buffers
+
+  carry = (jnp.int32(1), cache, token, new_done, buffers)
+  steps, cache, _, _, (tokens, logprobs, mask) = jax.lax.while_loop(cond, body, carry)
+  return tokens, logprobs, mask, steps, cache
+
+
+def select_tokens(logits, keys, temperature, top_p, top_k, mode: DecodeMode):
+  """Next token per row. logits [R, V] float32; keys [R] PRNG keys. Returns [R] int32.
+
+  Sampling draws one uniform number per row and inverts the CDF of the (filtered)
+  distribution: exact, and far cheaper on CPU than a Gumbel draw per vocabulary entry.
+  """
+  if mode.greedy:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  scaled = logits / temperature
+  if mode.filtered:
+    scaled = jnp.where(_keep_mask(scaled, top_p, top_k), scaled, -jnp.inf)
+  probs = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
+  cdf = jnp.cumsum(probs, axis=-1)
+  u = jax.vmap(lambda k: jax.random.uniform(k, ()))(keys)
+  threshold = u * cdf[:, -1]
+  index = jnp.sum(cdf <= threshold[:, None], axis=-1)
+  # Rounding can push the threshold to the total; fall back to the last kept token.
+  vocab = logits.shape[-1]
+  last_kept = vocab - 1 - jnp.argmax((probs > 0)[:, ::-1], axis=-1)
+  return jnp.minimum(index, last_kept).astype(jnp.int32)
+
+
+def _keep_mask(scaled, top_p, top_k):
+  """[R, V] bool: top-k first, then the smallest top-p nucleus (always >= 1 token)."""
+  vocab = scaled.shape[-1]
+  ordered = -jnp.sort(-scaled, axis=-1)  # descending
+  rank = jnp.arange(vocab)
+  ordered = jnp.where((top_k <= 0) | (rank < top_k), ordered, -jnp.inf)
+  probs = jax.nn.softmax(ordered, axis=-1)
+  mass_before = jnp.cumsum(probs, axis=-1) - probs
+  kept = jnp.sum((mass_before < top_p) & (ordered > -jnp.inf), axis=-1)
+  cutoff = jnp.take_along_axis(ordered, jnp.maximum(kept - 1, 0)[:, None], axis=-1)
+  return scaled >= cutoff
+
+
+def _token_logprob(logits, token):
+  """log softmax(logits)[token] at temperature 1, without a vocabulary-sized output."""
+  picked = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
+  return picked - jax.nn.logsumexp(logits, axis=-1)
+
+
+def _constrain_cache(cache, batch_sharding):
+  return dataclasses.replace(cache, k=batch_sharding(cache.k, 1), v=batch_sharding(cache.v, 1),
+                             mask=batch_sharding(cache.mask, 0))

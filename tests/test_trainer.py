@@ -1,0 +1,127 @@
+"""The trainer: batch alignment, config errors, a real run end to end, and exact resume
+after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from amrsd import config as config_lib
+from amrsd.metrics import read_metrics
+from amrsd.sampling import SampleResult
+from amrsd.trainer import build_batch
+
+from tests.conftest import REPO
+
+
+class WordTokenizer:
+  """Chat template and tokenization over whitespace words (enough for batch layout)."""
+
+  def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+    return " ".join(m["content"] for m in messages) + " <assistant>"
+
+  def __call__(self, text, add_special_tokens=False):
+    return {"input_ids": [10 + len(w) for w in text.split()]}
+
+
+def _result():
+  return SampleResult(
+      prompt_ids=np.array([[0, 5, 6], [7, 8, 9]], np.int32),
+      prompt_mask=np.array([[0, 1, 1], [1, 1, 1]], np.int32),
+      completion_ids=np.array([[11, 12, 99], [13, 14, 15]], np.int32),
+      completion_logprobs=np.array([[-0.1, -0.2, -7.0], [-0.3, -0.4, -0.5]], np.float32),
+      completion_mask=np.array([[1, 1, 0], [1, 1, 1]], np.int32),
+      texts=["a", "b"], stop_reasons=["eos", "length"])
+
+
+def test_build_batch_aligns_teacher_and_student_responses():
+  teacher = [[{"role": "user", "content": "problem with a hint"}], None]
+  batch = build_batch(_result(), [1.0, 0.0], teacher, WordTokenizer(), pad_id=0)
+  R = 3
+  assert batch["student_ids"].shape == (2, 6)
+  assert batch["teacher_ids"].shape == (2, 64 + R)    # context padded to CONTEXT_BUCKET
+  np.testing.assert_array_equal(batch["teacher_ids"][:, -R:], batch["student_ids"][:, -R:])
+  np.testing.assert_array_equal(batch["teacher_mask"][:, -R:], batch["student_mask"][:, -R:])
+  # Masked completion tokens become padding and carry no old log-prob.
+  assert batch["student_ids"][0, -1] == 0 and batch["logp_old"][0, -1] == 0.0
+  np.testing.assert_array_equal(batch["has_hint"], [1.0, 0.0])
+  # Row 0's context: the 4 words + "<assistant>", left-padded.
+  assert batch["teacher_mask"][0, :64].sum() == 5 and batch["teacher_mask"][0, 64 - 5] == 1
+  # A row without a teacher context repeats its student prompt (real tokens only).
+  np.testing.assert_array_equal(batch["teacher_ids"][1, 61:64], [7, 8, 9])
+
+
+def test_build_batch_without_teacher_has_only_student_keys():
+  batch = build_batch(_result(), [1.0, 0.0], None, WordTokenizer(), pad_id=0)
+  assert set(batch) == {"student_ids", "student_mask", "response_mask", "logp_old", "rewards"}
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("algorithm.name", "ppo", "choose one of grpo, rlsd, sdpo, opsd, amrsd"),
+    ("train.trainable", "half", "choose one of full, top_layers, lora"),
+    ("rollout.group_size", 0, "must be > 0"),
+])
+def test_validate_names_the_field_and_the_choices(field, value, message):
+  config = config_lib.default_config()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    config_lib.validate(config)
+
+
+def _train_cmd(workdir, *extra):
+  return [sys.executable, "-m", "amrsd.train", f"--config.workdir={workdir}",
+          "--config.algorithm.name=grpo", "--config.train.steps=3",
+          "--config.train.trainable=top_layers", "--config.train.top_layers=1",
+          "--config.train.learning_rate=1e-4", "--config.rollout.prompts_per_step=2",
+          "--config.rollout.group_size=4", "--config.rollout.max_new_tokens=6",
+          "--config.eval.size=4", "--config.checkpoint.every_steps=1",
+          "--config.log.plot_every_steps=1", "--config.log.progress=False", *extra]
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  env["XLA_FLAGS"] = ""  # one CPU device, like a user's run
+  return env
+
+
+def _comparable(rows):
+  """Metrics that must match between runs: everything but wall times and speeds."""
+  return [{k: v for k, v in r.items() if not k.startswith(("time_", "tokens_per_second"))
+           and k != "step_seconds"} for r in rows]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
+  straight = tmp_path / "straight"
+  subprocess.run(_train_cmd(straight), env=_env(), cwd=REPO, check=True, timeout=600,
+                 capture_output=True)
+  reference = read_metrics(straight / "metrics.jsonl")
+  assert [r["step"] for r in reference] == [0, 1, 2, 3]
+  assert os.path.exists(straight / "final_eval.json")
+  assert os.listdir(straight / "plots") and os.listdir(straight / "tensorboard")
+
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(_train_cmd(killed), env=_env(), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 600
+  try:
+    while not (killed / "checkpoints" / "1").is_dir():
+      assert proc.poll() is None, "the run ended before its first checkpoint"
+      assert time.time() < deadline
+      time.sleep(0.2)
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  done = subprocess.run(_train_cmd(killed), env=_env(), cwd=REPO, timeout=600,
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  resumed = read_metrics(killed / "metrics.jsonl")
+  assert [r["step"] for r in resumed] == [0, 1, 2, 3]
+  assert _comparable(resumed) == _comparable(reference)
+  assert json.load(open(killed / "final_eval.json")) == json.load(open(straight / "final_eval.json"))
