@@ -177,8 +177,12 @@ class Decoder(nnx.Module):
     layers = self.layer_weights()
     inv_freq = rope_frequencies(c)
 
-    def block(x, layer_and_cache):
-      p, kv = layer_and_cache
+    def block(carry, layer):
+      # The whole cache [L, ...] rides in the carry and each layer writes its new keys
+      # and values in place: scanning over per-layer cache slices would copy the full
+      # cache at every decode step.
+      x, kv = carry
+      p, i = layer
       h = rms_norm(x, p["attn_norm"], c.rms_norm_eps)
       q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
       if c.attention_bias:
@@ -191,30 +195,33 @@ class Decoder(nnx.Module):
         k = rms_norm(k, p["k_norm"], c.rms_norm_eps)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
       if kv is not None:
-        k_all = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, cache.index, 0, 0))
-        v_all = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, cache.index, 0, 0))
-        kv = (k_all, v_all)
+        at = (i, 0, cache.index, 0, 0)
+        kv = (jax.lax.dynamic_update_slice(kv[0], k[None].astype(kv[0].dtype), at),
+              jax.lax.dynamic_update_slice(kv[1], v[None].astype(kv[1].dtype), at))
+        k_all, v_all = kv[0][i], kv[1][i]
       else:
         k_all, v_all = k, v
       x = x + _attention(q, k_all, v_all, allowed) @ p["wo"]
       h = rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
       x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
-      return x, kv
+      return (x, kv), None
 
     if self.remat:
       block = jax.checkpoint(block)
-    kv_in = None if cache is None else (cache.k, cache.v)
+    kv = None if cache is None else (cache.k, cache.v)
     frozen = self.frozen_layers
     if frozen and cache is None:
       below = jax.tree.map(lambda a: jax.lax.stop_gradient(a[:frozen]), layers)
-      x, _ = jax.lax.scan(block, jax.lax.stop_gradient(x), (below, None))
+      (x, _), _ = jax.lax.scan(block, (jax.lax.stop_gradient(x), None),
+                               (below, jnp.arange(frozen)))
       layers = jax.tree.map(lambda a: a[frozen:], layers)
       x = jax.lax.stop_gradient(x)
-    x, kv_out = jax.lax.scan(block, x, (layers, kv_in))
+    count = jax.tree.leaves(layers)[0].shape[0]
+    (x, kv), _ = jax.lax.scan(block, (x, kv), (layers, jnp.arange(count)))
     hidden = rms_norm(x, self.final_norm[...], c.rms_norm_eps)
     new_cache = None
     if cache is not None:
-      new_cache = KVCache(k=kv_out[0], v=kv_out[1], mask=key_mask, index=cache.index + T)
+      new_cache = KVCache(k=kv[0], v=kv[1], mask=key_mask, index=cache.index + T)
     return hidden, new_cache
 
   def layer_weights(self) -> dict[str, jax.Array]:
