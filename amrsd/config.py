@@ -75,6 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.rollout.max_new_tokens = 16
   c.rollout.temperature = 1.0
   c.rollout.top_p = 1.0
+  # Prompt widths the sampler pads to (each compiles once). The student rows of the
+  # update are this wide plus max_new_tokens, so a tight first bucket saves update time.
+  c.rollout.prompt_buckets = (48, 64, 128, 256, 512, 1024, 2048, 4096)
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 20

@@ -92,7 +92,8 @@ class Trainer:
       raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
     self.model.remat = config.model.remat
     trainable = self._configure_trainable()
-    self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh)
+    self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
+                           prompt_buckets=tuple(config.rollout.prompt_buckets))
     self.verifier = config.data.verifier
     validate_name(self.verifier)
 

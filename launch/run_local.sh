@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
 export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
-exec .venv/bin/python -m amrsd.chat "$@"
+exec .venv/bin/python -m amrsd.train "$@"
