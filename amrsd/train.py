@@ -7,6 +7,7 @@ with the same workdir resumes from the latest checkpoint. SIGTERM saves and exit
 
 import json
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -24,12 +25,19 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}; fields are set with "
                          "--config.<field>=<value>")
   config = _CONFIG.value
-  config_lib.validate(config)
   from amrsd import distributed
-  distributed.initialize()
-  from amrsd.trainer import Trainer
-  trainer = Trainer(config)
-  final = trainer.train()
+  from amrsd.trainer import Trainer, TrainingError
+  try:
+    config_lib.validate(config)
+    distributed.initialize()
+    trainer = Trainer(config)
+    final = trainer.train()
+  except (ValueError, OSError, TrainingError) as e:
+    # Bad configs, missing files and stopped runs: the message says what and how to fix;
+    # a traceback would only bury it. AMRSD_TRACEBACK=1 shows it anyway.
+    if os.environ.get("AMRSD_TRACEBACK"):
+      raise
+    sys.exit(f"amrsd.train: {type(e).__name__}: {e}")
   if trainer.is_primary:
     print(json.dumps(final, indent=2))
     print(f"metrics: {os.path.join(config.workdir, 'metrics.jsonl')}\n"

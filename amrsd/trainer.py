@@ -84,6 +84,11 @@ class Trainer:
       raise PermissionError(f"workdir {self.workdir!r} is not writable; set --config.workdir")
     self.is_primary = jax.process_index() == 0
 
+    # Cheap checks first: a bad verifier name or data file fails before the model loads.
+    self.verifier = config.data.verifier
+    validate_name(self.verifier)
+    train_source, eval_source = open_sources(config)
+
     self.mesh = sharding.make_mesh(config.mesh.shape)
     path = config.model.path or models.default_model_path()
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
@@ -94,10 +99,6 @@ class Trainer:
     trainable = self._configure_trainable()
     self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
                            prompt_buckets=tuple(config.rollout.prompt_buckets))
-    self.verifier = config.data.verifier
-    validate_name(self.verifier)
-
-    train_source, eval_source = open_sources(config)
     self.templates = dict(config.prompts)
     self.pipeline = data_lib.PromptPipeline(
         train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,

@@ -125,3 +125,81 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
   assert [r["step"] for r in resumed] == [0, 1, 2, 3]
   assert _comparable(resumed) == _comparable(reference)
   assert json.load(open(killed / "final_eval.json")) == json.load(open(straight / "final_eval.json"))
+
+
+def _config(tmp_path, **fields):
+  config = config_lib.default_config()
+  config.workdir = str(tmp_path / "run")
+  for dotted, value in fields.items():
+    section, name = dotted.split("__")
+    config[section][name] = value
+  return config
+
+
+def test_missing_model_path_is_named(tmp_path):
+  from amrsd.trainer import Trainer
+  with pytest.raises(FileNotFoundError, match="model path '/no/such/model' does not exist"):
+    Trainer(_config(tmp_path, model__path="/no/such/model"))
+
+
+def test_malformed_dataset_row_names_file_line_and_field(tmp_path):
+  from amrsd.trainer import Trainer
+  good = tmp_path / "eval.jsonl"
+  good.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\n")
+  bad = tmp_path / "train.jsonl"
+  bad.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\n" +
+                 json.dumps({"problem": "2+2"}) + "\n")
+  config = _config(tmp_path, data__task="jsonl", data__train_path=str(bad),
+                   data__eval_path=str(good), data__dataset="math", data__verifier="math")
+  with pytest.raises(ValueError, match=r"train\.jsonl:2.*answer"):
+    Trainer(config)
+
+
+def test_unreadable_dataset_is_named(tmp_path):
+  from amrsd.trainer import Trainer
+  config = _config(tmp_path, data__task="jsonl", data__train_path=str(tmp_path / "none.jsonl"),
+                   data__eval_path=str(tmp_path / "none.jsonl"))
+  with pytest.raises((OSError, ValueError), match="none.jsonl"):
+    Trainer(config)
+
+
+def test_workdir_that_cannot_be_created_is_named(tmp_path):
+  from amrsd.trainer import Trainer
+  blocker = tmp_path / "file"
+  blocker.write_text("not a folder")
+  config = config_lib.default_config()
+  config.workdir = str(blocker / "run")
+  with pytest.raises(OSError, match="cannot create workdir"):
+    Trainer(config)
+
+
+_DISK_FULL = r"""
+import resource, signal, sys
+import jax.numpy as jnp
+from amrsd.checkpointing import Checkpointer, abstract_like
+ckpt = Checkpointer(sys.argv[1], keep=3)
+small = {"w": jnp.ones((4,), jnp.float32)}
+ckpt.save(1, small, {"step": 1})
+ckpt.wait()
+# Simulate a full disk: writes past 64 KiB fail with EFBIG instead of killing us.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+try:
+  import jax  # random values: orbax compresses, and zeros would fit in 64 KiB
+  ckpt.save(2, {"w": jax.random.normal(jax.random.key(0), (1 << 20,))}, {"step": 2})
+  ckpt.wait()
+  print("SAVED")
+except Exception as e:
+  print("FAILED", type(e).__name__)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+fresh = Checkpointer(sys.argv[1], keep=3)
+state, meta = fresh.restore(fresh.latest_step(), abstract_like(small))
+print("LATEST", fresh.latest_step(), meta["step"], float(state["w"].sum()))
+"""
+
+
+def test_disk_full_during_save_keeps_the_previous_checkpoint(tmp_path):
+  out = subprocess.run([sys.executable, "-c", _DISK_FULL, str(tmp_path)], env=_env(), cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+  assert "FAILED" in out.stdout, out.stdout + out.stderr[-2000:]
+  assert "LATEST 1 1 4.0" in out.stdout, out.stdout + out.stderr[-2000:]
