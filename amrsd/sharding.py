@@ -53,3 +53,22 @@ def put_batch(mesh, batch: dict) -> dict:
                        "rollout.group_size")
     out[key] = jax.device_put(value, batch_sharding(mesh, value.ndim))
   return out
+
+
+def param_sharding(variable, mesh) -> jax.sharding.NamedSharding:
+  """Where a parameter lives: its `out_sharding` annotation on this mesh."""
+  spec = variable.get_metadata().get("out_sharding") or ()
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+
+
+def place_state(state, mesh):
+  """An nnx.State with every annotated variable placed by param_sharding (others
+  replicated). Used for loaded models and for LoRA adapters added after loading."""
+  from flax import nnx
+
+  def place(variable):
+    if not isinstance(variable, nnx.Variable):
+      return variable
+    return variable.replace(jax.device_put(variable[...], param_sharding(variable, mesh)))
+
+  return jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))

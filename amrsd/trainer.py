@@ -97,6 +97,8 @@ class Trainer:
       raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
     self.model.remat = config.model.remat
     trainable = self._configure_trainable()
+    if self.model.lora_targets:  # adapters are created after loading: place them too
+      nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
     self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
                            prompt_buckets=tuple(config.rollout.prompt_buckets))
     self.templates = dict(config.prompts)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from amrsd import sharding
 from amrsd.models import params as params_lib
 from amrsd.models.config import ModelConfig
 from amrsd.models.decoder import Decoder
@@ -62,8 +63,7 @@ def build_model(config: ModelConfig, read, *, source: str, dtype, mesh=None) -> 
     variable = state[name]
     array = jnp.asarray(value, dtype=dtype)
     if mesh is not None:
-      spec = jax.sharding.PartitionSpec(*variable.get_metadata()["out_sharding"])
-      array = jax.device_put(array, jax.sharding.NamedSharding(mesh, spec))
+      array = jax.device_put(array, sharding.param_sharding(variable, mesh))
     state[name] = variable.replace(array)
   return nnx.merge(graphdef, state)
 
