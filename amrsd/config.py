@@ -85,6 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.max_grad_norm = 1.0
   c.train.warmup_steps = 0
+  c.train.micro_batches = 1       # gradient accumulation over slices of whole groups
   c.train.trainable = "full"      # full | top_layers | lora
   c.train.top_layers = 4          # with trainable = top_layers
   c.train.lora_rank = 8           # with trainable = lora
@@ -126,7 +127,7 @@ _CHOICES = {
     "reflection.teacher_context": ("hint", "raw_reference"),
     "train.trainable": ("full", "top_layers", "lora"),
 }
-_POSITIVE = ("rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
+_POSITIVE = ("train.micro_batches", "rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
              "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",
              "train.learning_rate", "checkpoint.every_steps")
 

@@ -117,7 +117,8 @@ class Trainer:
     self.graphdef, self.params = nnx.split(self.model)
     self.trainable = trainable
     self.opt_state = init_opt_state(self.tx, self.params, trainable)
-    self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable)
+    self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
+                                      micro_batches=config.train.micro_batches)
     self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
     self.step = 0
     self._stop_requested = False

@@ -54,18 +54,27 @@ METHOD_STAT_DEFAULTS = ("gate_fraction", "cig_mean_pos", "cig_std_pos", "cig_mea
 
 
 def make_train_step(graphdef, optimizer_tx, algo_config: AlgorithmConfig, *,
-                    trainable=nnx.Param):
+                    trainable=nnx.Param, micro_batches: int = 1):
   """A jitted train_step(params_state, opt_state, batch, step, teacher_state=None).
 
   params_state: the full nnx.State of the model (nnx.split); opt_state: from
   init_opt_state(optimizer_tx, params_state, trainable). Both are donated.
   step: int32 scalar (drives the annealing). Returns (params_state, opt_state,
   metrics: dict of float32 scalars, see metric_names()).
+  micro_batches > 1 accumulates gradients over that many slices of whole groups
+  (activation memory / micro_batches) with the same result, see _accumulated.
   """
+  if micro_batches < 1:
+    raise ValueError(f"micro_batches={micro_batches} must be >= 1")
+
   def train_step(params_state, opt_state, batch, step, teacher_state=None):
     diff, frozen = nnx.split_state(params_state, trainable, ...)
-    grads, metrics = _grads_and_metrics(graphdef, algo_config, diff, frozen, batch, step,
-                                        teacher_state)
+    if micro_batches == 1:
+      grads, metrics = _grads_and_metrics(graphdef, algo_config, diff, frozen, batch, step,
+                                          teacher_state)
+    else:
+      grads, metrics = _accumulated(graphdef, algo_config, diff, frozen, batch, step,
+                                    teacher_state, micro_batches)
     updates, new_opt_state = optimizer_tx.update(grads, opt_state, diff)
     new_diff = optax.apply_updates(diff, updates)
     ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
@@ -137,6 +146,50 @@ def check_batch(batch, algo_config: AlgorithmConfig):
   if n % algo_config.group_size:
     raise ValueError(f"batch has N={n} rows, not a multiple of group_size="
                      f"{algo_config.group_size}")
+
+
+def _accumulated(graphdef, config, diff, frozen, batch, step, teacher_state, count):
+  """Gradients and metrics of the whole batch from `count` micro-batches of whole groups.
+
+  Each micro-batch's loss is weighted by its share of the batch's normalizer (valid
+  tokens for token-mean, rows with tokens for seq-mean-token-mean, rows otherwise), so
+  the summed gradient is the full batch's. Metrics are averaged with the same weights,
+  except maxima (*_max), which are maximized.
+  """
+  rows = batch["rewards"].shape[0]
+  if rows % (count * config.group_size):
+    raise ValueError(f"{rows} rows do not split into {count} micro-batches of whole groups "
+                     f"of {config.group_size}; change train.micro_batches")
+  parts = jax.tree.map(lambda a: a.reshape((count, rows // count) + a.shape[1:]), batch)
+  mask = parts["response_mask"].astype(jnp.float32)
+  if config.loss_agg == "token-mean":
+    share = jnp.sum(mask, axis=(1, 2))
+  elif config.loss_agg == "seq-mean-token-mean":
+    share = jnp.sum((jnp.sum(mask, axis=2) > 0).astype(jnp.float32), axis=1)
+  else:
+    share = jnp.ones((count,), jnp.float32)
+  weights = share / jnp.maximum(jnp.sum(share), 1.0)
+
+  def one(carry, part_and_weight):
+    part, weight = part_and_weight
+    grads, metrics = _grads_and_metrics(graphdef, config, diff, frozen, part, step,
+                                        teacher_state)
+    acc_grads, acc_metrics = carry
+    acc_grads = jax.tree.map(lambda a, g: a + weight * g.astype(jnp.float32), acc_grads, grads)
+    acc_metrics = {k: jnp.maximum(acc_metrics[k], v) if k.endswith("_max")
+                   else acc_metrics[k] + weight * v for k, v in metrics.items()}
+    return (acc_grads, acc_metrics), None
+
+  shapes = jax.eval_shape(lambda p: _grads_and_metrics(graphdef, config, diff, frozen, p, step,
+                                                       teacher_state),
+                          jax.tree.map(lambda a: a[0], parts))
+  # Sums stay in float32 even for bfloat16 parameters.
+  init = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), shapes)
+  init[1].update({k: jnp.full((), -jnp.inf) for k in init[1] if k.endswith("_max")})
+  (grads, metrics), _ = jax.lax.scan(one, tuple(init), (parts, weights))
+  grads = jax.tree.map(lambda g, like: g.astype(like.dtype), grads, shapes[0])
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return grads, metrics
 
 
 def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_state):

@@ -192,3 +192,32 @@ def test_config_rejects_bad_values_with_the_choices():
     AlgorithmConfig(cig_mode="mult")
   with pytest.raises(ValueError, match="tau_neg"):
     AlgorithmConfig(tau_neg=-0.1)
+
+
+@pytest.mark.parametrize("name,agg", [("grpo", "token-mean"), ("amrsd", "token-mean"),
+                                      ("grpo", "seq-mean-token-mean")])
+def test_micro_batches_give_the_full_batch_update(split_tiny, name, agg):
+  graphdef, state = split_tiny
+  config = AlgorithmConfig(name=name, group_size=4, loss_agg=agg, tau_pos=0.0, tau_neg=0.0)
+  tx = optax.sgd(1.0)
+  results = []
+  for micro in (1, 2):
+    step = make_train_step(graphdef, tx, config, micro_batches=micro)
+    params = jax.tree.map(jnp.copy, state)
+    new, _, metrics = step(params, init_opt_state(tx, params), make_batch(seed=3), jnp.int32(0))
+    results.append((new, metrics))
+  (full, m_full), (acc, m_acc) = results
+  for (path, a), (_, b) in zip(full.flat_state(), acc.flat_state()):
+    np.testing.assert_allclose(np.asarray(b[...]), np.asarray(a[...]), rtol=1e-5, atol=1e-6,
+                               err_msg=str(path))
+  for key in ("loss", "grad_norm", "logprob_gap_max"):
+    np.testing.assert_allclose(float(m_acc[key]), float(m_full[key]), rtol=1e-4, atol=1e-6)
+
+
+def test_micro_batches_must_hold_whole_groups(split_tiny):
+  graphdef, state = split_tiny
+  tx = optax.sgd(1.0)
+  step = make_train_step(graphdef, tx, AlgorithmConfig(name="grpo", group_size=4),
+                         micro_batches=4)
+  with pytest.raises(ValueError, match="do not split into 4 micro-batches of whole groups"):
+    step(jax.tree.map(jnp.copy, state), init_opt_state(tx, state), make_batch(), jnp.int32(0))

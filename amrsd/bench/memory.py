@@ -1,0 +1,126 @@
+"""Peak memory of one compiled AMR-SD train step at 8B scale, without running it.
+
+  python -m amrsd.bench.memory [--devices=32] [--mesh=1,32,1] [--rows=64] ...
+
+Builds a Qwen3-8B-shaped decoder abstractly (no weights are allocated), places it on a
+simulated mesh of fake CPU devices (a v5p-64 slice has 32 chips, 95 GB of HBM each),
+lowers and compiles the jitted train step for abstract inputs, and prints the compiled
+program's per-device memory analysis without and with rematerialization, and with
+gradient accumulation over micro-batches on top.
+"""
+
+import os
+import sys
+
+
+def _flag(name, default):
+  for arg in sys.argv[1:]:
+    if arg.startswith(f"--{name}="):
+      return arg.split("=", 1)[1]
+  return default
+
+
+# The fake device count must be fixed before JAX is imported.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           f" --xla_force_host_platform_device_count={_flag('devices', '32')}")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+from absl import app, flags  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from amrsd import models, sharding  # noqa: E402
+from amrsd.algorithms.config import AlgorithmConfig  # noqa: E402
+from amrsd.algorithms.step import init_opt_state, make_train_step  # noqa: E402
+
+flags.DEFINE_integer("devices", 32, "Fake CPU devices (v5p-64 = 32 chips).")
+flags.DEFINE_list("mesh", ["1", "32", "1"], "Mesh shape data,fsdp,tensor.")
+flags.DEFINE_integer("rows", 64, "Rows per step (prompts x group).")
+flags.DEFINE_integer("prompt", 512, "Student prompt tokens.")
+flags.DEFINE_integer("context", 768, "Teacher context tokens (prompt + hint).")
+flags.DEFINE_integer("response", 4096, "Response tokens.")
+flags.DEFINE_integer("micro_batches", 8, "Gradient accumulation of the third measurement.")
+flags.DEFINE_string("size", "8b", "8b (Qwen3-8B shape) or tiny (a quick check of the script).")
+FLAGS = flags.FLAGS
+
+QWEN3_8B = dict(model_type="qwen3", vocab_size=151936, hidden_size=4096,
+                intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128, rope_theta=1e6,
+                tie_word_embeddings=False, qk_norm=True)
+TINY = dict(model_type="qwen3", vocab_size=1024, hidden_size=256, intermediate_size=512,
+            num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4, head_dim=32,
+            qk_norm=True)
+
+
+def measure(config, mesh, remat, micro_batches=1):
+  abstract = nnx.eval_shape(lambda: models.Decoder(config, dtype=jnp.bfloat16, remat=remat,
+                                                   rngs=nnx.Rngs(0)))
+  graphdef, state = nnx.split(abstract)
+  state = jax.tree.map(
+      lambda v: v.replace(jax.ShapeDtypeStruct(v.shape, v.dtype,
+                                               sharding=sharding.param_sharding(v, mesh))),
+      state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-6))
+  # Optimizer moments live where their parameters live (matched by name and shape);
+  # counters are replicated.
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  by_name = {path[-1]: v.get_value() for path, v in state.flat_state()}
+
+  def place(path, leaf):
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    param = next((by_name[n] for n in reversed(names) if n in by_name), None)
+    where = param.sharding if param is not None and param.shape == leaf.shape else replicated
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)
+
+  opt_state = jax.tree_util.tree_map_with_path(
+      place, jax.eval_shape(lambda s: init_opt_state(tx, s), state))
+  R, N = FLAGS.response, FLAGS.rows
+
+  def rows(width, dtype):
+    return jax.ShapeDtypeStruct((N, width), dtype, sharding=sharding.batch_sharding(mesh, 2))
+
+  batch = {
+      "student_ids": rows(FLAGS.prompt + R, jnp.int32),
+      "student_mask": rows(FLAGS.prompt + R, jnp.int32),
+      "teacher_ids": rows(FLAGS.context + R, jnp.int32),
+      "teacher_mask": rows(FLAGS.context + R, jnp.int32),
+      "response_mask": rows(R, jnp.float32), "logp_old": rows(R, jnp.float32),
+      "rewards": jax.ShapeDtypeStruct((N,), jnp.float32, sharding=sharding.batch_sharding(mesh, 1)),
+      "has_hint": jax.ShapeDtypeStruct((N,), jnp.float32, sharding=sharding.batch_sharding(mesh, 1)),
+  }
+  step = make_train_step(graphdef, tx, AlgorithmConfig(name="amrsd", group_size=8),
+                         micro_batches=micro_batches)
+  start = time.perf_counter()
+  step_arg = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
+  compiled = step.lower(state, opt_state, batch, step_arg).compile()
+  seconds = time.perf_counter() - start
+  m = compiled.memory_analysis()
+  peak = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes \
+      + m.temp_size_in_bytes
+  return m, peak, seconds
+
+
+def main(argv):
+  del argv
+  shape = tuple(int(s) for s in FLAGS.mesh)
+  mesh = sharding.make_mesh(shape)
+  config = models.ModelConfig(**(QWEN3_8B if FLAGS.size == "8b" else TINY))
+  params = sum(v.size for v in jax.tree.leaves(nnx.state(nnx.eval_shape(
+      lambda: models.Decoder(config, rngs=nnx.Rngs(0))))))
+  print(f"{FLAGS.size}: {params / 1e9:.2f} B parameters (bfloat16), AdamW; mesh {shape} over "
+        f"{jax.device_count()} fake CPU devices; {FLAGS.rows} rows, prompt {FLAGS.prompt}, "
+        f"teacher context {FLAGS.context}, response {FLAGS.response} tokens")
+  gib = 1024 ** 3
+  for remat, micro in ((False, 1), (True, 1), (True, FLAGS.micro_batches)):
+    m, peak, seconds = measure(config, mesh, remat, micro)
+    print(f"remat={str(remat):5s} micro_batches={micro}  per device: arguments {m.argument_size_in_bytes / gib:7.2f} "
+          f"GiB  temporaries {m.temp_size_in_bytes / gib:7.2f} GiB  peak estimate "
+          f"{peak / gib:7.2f} GiB  (compiled in {seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+  app.run(main)
