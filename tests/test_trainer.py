@@ -96,8 +96,26 @@ def _comparable(rows):
            and k != "step_seconds"} for r in rows]
 
 
+def _start_and_signal(workdir, ready, signum):
+  """Starts a run, sends signum once ready() holds; returns (exit code, stderr)."""
+  log = workdir.parent / f"{workdir.name}.{signum}.log"
+  with open(log, "w") as err:  # a file, not a pipe: a full pipe would stall the run
+    proc = subprocess.Popen(_train_cmd(workdir), env=_env(), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 600
+    try:
+      while not ready():
+        assert proc.poll() is None, "the run ended before the signal: " + log.read_text()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    finally:
+      proc.send_signal(signum)
+      proc.wait(timeout=300)
+  return proc.returncode, log.read_text()
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
+def test_sigkill_and_sigterm_then_resume_give_the_uninterrupted_metrics(tmp_path):
   straight = tmp_path / "straight"
   subprocess.run(_train_cmd(straight), env=_env(), cwd=REPO, check=True, timeout=600,
                  capture_output=True)
@@ -106,18 +124,15 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
   assert os.path.exists(straight / "final_eval.json")
   assert os.listdir(straight / "plots") and os.listdir(straight / "tensorboard")
 
+  # SIGKILL right after the first checkpoint appears (mid-step 2) ...
   killed = tmp_path / "killed"
-  proc = subprocess.Popen(_train_cmd(killed), env=_env(), cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 600
-  try:
-    while not (killed / "checkpoints" / "1").is_dir():
-      assert proc.poll() is None, "the run ended before its first checkpoint"
-      assert time.time() < deadline
-      time.sleep(0.2)
-  finally:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+  _start_and_signal(killed, lambda: (killed / "checkpoints" / "1").is_dir(), signal.SIGKILL)
+  # ... then SIGTERM in the resumed run once step 2's metrics are written: it saves and exits.
+  def step_2_logged():
+    return any(r["step"] == 2 for r in read_metrics(killed / "metrics.jsonl"))
+  code, err = _start_and_signal(killed, step_2_logged, signal.SIGTERM)
+  assert code != 0 and "SIGTERM: saved step" in err, err[-2000:]
+  assert (killed / "checkpoints" / "2").is_dir()
   done = subprocess.run(_train_cmd(killed), env=_env(), cwd=REPO, timeout=600,
                         capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-3000:]
@@ -203,3 +218,32 @@ def test_disk_full_during_save_keeps_the_previous_checkpoint(tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert "FAILED" in out.stdout, out.stdout + out.stderr[-2000:]
   assert "LATEST 1 1 4.0" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["amrsd", "sdpo"])
+def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
+  """Rollouts, verification, reflection (hints written by the model itself), teacher
+  contexts, the update and the evaluation, end to end on SmolLM2-135M."""
+  from amrsd.trainer import Trainer
+  config = config_lib.default_config()
+  config.workdir = str(tmp_path / method)
+  config.algorithm.name = method
+  config.train.steps = 1
+  config.train.trainable = "top_layers"
+  config.train.top_layers = 1
+  config.rollout.prompts_per_step = 2
+  config.rollout.group_size = 4
+  config.rollout.max_new_tokens = 6
+  config.reflection.hint_max_tokens = 12
+  config.reflection.hint_granularity = "rollout"
+  config.eval.size = 4
+  config.log.progress = False
+  final = Trainer(config).train()
+  assert final["step"] == 1 and 0.0 <= final["eval_accuracy"] <= 1.0
+  row = [r for r in read_metrics(tmp_path / method / "metrics.jsonl") if r["step"] == 1][0]
+  assert np.isfinite(row["loss"]) and row["teacher_token_mismatch"] == 0.0
+  if method == "amrsd":
+    assert row["hints_made"] + row["hints_empty"] == 8
+    assert row["hints_made"] > 0 and row["hint_length_mean"] > 0
+  assert 0.0 <= row["hint_fraction"] <= 1.0
