@@ -233,6 +233,9 @@ class Trainer:
     metrics["response_clipped_fraction"] = float(
         np.mean([r == "length" for r in result.stop_reasons]))
     metrics["tokens_per_second_sample"] = float(lengths.sum() / max(times["time_sample"], 1e-9))
+    # Every row the update reads (student, and teacher where there is one), padding excluded.
+    update_tokens = float(np.sum(batch["student_mask"])) + float(np.sum(batch.get("teacher_mask", 0)))
+    metrics["tokens_per_second_update"] = update_tokens / max(times["time_update"], 1e-9)
     metrics["filtered_too_long"] = float(self.pipeline.stats["filtered_too_long"])
     self.step = k + 1
     return metrics
