@@ -16,7 +16,7 @@ Options:
   --port PORT              coordinator port when the host comes from Slurm (default 12355)
   --num-processes N        number of hosts (default under Slurm: SLURM_NTASKS)
   --process-id I           this host, 0 .. N-1 (default under Slurm: SLURM_PROCID)
-  --config FILE            recipe, e.g. configs/amrsd.py (default: the built-in default)
+  --config FILE            recipe, e.g. configs/paper.py:amrsd (default: the built-in default)
   --config.FIELD=VALUE     config override, passed through unchanged (repeatable)
   --init-timeout SECONDS   how long to wait for every host to join (default 300)
   --python PATH            interpreter (default .venv/bin/python, made by launch/setup.sh)
@@ -29,40 +29,16 @@ install it with `.venv/bin/python -m pip install "jax[cuda12]==<jax version in r
 
 Examples:
   # two hosts, by hand
-  host-a$ launch/multi_gpu.sh --coordinator host-a:12355 --num-processes 2 --process-id 0 --config configs/amrsd.py
-  host-b$ launch/multi_gpu.sh --coordinator host-a:12355 --num-processes 2 --process-id 1 --config configs/amrsd.py
+  host-a$ launch/multi_gpu.sh --coordinator host-a:12355 --num-processes 2 --process-id 0 --config configs/paper.py:amrsd
+  host-b$ launch/multi_gpu.sh --coordinator host-a:12355 --num-processes 2 --process-id 1 --config configs/paper.py:amrsd
   # Slurm, one task per node
-  srun --nodes=2 --ntasks-per-node=1 launch/multi_gpu.sh --config configs/amrsd.py
+  srun --nodes=2 --ntasks-per-node=1 launch/multi_gpu.sh --config configs/paper.py:amrsd
 EOF
 }
 
-die() {
-  echo "multi_gpu.sh: $*" >&2
-  exit 2
-}
-
-# An option's value must follow it, and must not be the next option.
-need_value() {
-  [ "$2" -ge 2 ] && [[ $3 != --* ]] || die "$1 needs a value (see --help)"
-}
-
-# One word as POSIX shell source: bare when it is plain, else in single quotes.
-shell_quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./=:@%+,-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-# Words as one line of shell source, e.g. for --dry-run or a command a remote shell runs.
-quote_words() {
-  local word out=()
-  for word in "$@"; do
-    out+=("$(shell_quote "$word")")
-  done
-  echo "${out[*]}"
-}
+SCRIPT_NAME=multi_gpu.sh
+# shellcheck source=launch/shell_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/shell_lib.sh"
 
 is_uint() {
   [[ $1 =~ ^[0-9]+$ ]]

@@ -29,7 +29,7 @@ Options:
   --repo URL             setup: git clone URL on every worker instead of copying this checkout
   --ref REF              with --repo: branch, tag or commit to check out (default: the remote's default)
   --remote-dir DIR       code folder on the workers, relative to the home folder (default amrsd)
-  --config FILE          run: recipe, e.g. configs/amrsd.py (default: the built-in default)
+  --config FILE          run: recipe, e.g. configs/paper.py:amrsd (default: the built-in default)
   --config.FIELD=VALUE   run: config override, passed through unchanged (repeatable)
   --worker W             logs: worker number or 'all' (default 0)
   --yes                  delete without asking
@@ -42,21 +42,15 @@ Set --config.workdir to a gs:// bucket (or a path every worker can write) so che
 survive the slice. Example:
   launch/tpu_pod.sh create --name rl-pod --zone us-east5-a --accelerator v5p-64
   launch/tpu_pod.sh setup  --name rl-pod --zone us-east5-a
-  launch/tpu_pod.sh run    --name rl-pod --zone us-east5-a --config configs/amrsd.py \
+  launch/tpu_pod.sh run    --name rl-pod --zone us-east5-a --config configs/paper.py:amrsd \
       --config.workdir=gs://my-bucket/runs/amrsd-1
   launch/tpu_pod.sh logs   --name rl-pod --zone us-east5-a
 EOF
 }
 
-die() {
-  echo "tpu_pod.sh: $*" >&2
-  exit 2
-}
-
-# An option's value must follow it, and must not be the next option.
-need_value() {
-  [ "$2" -ge 2 ] && [[ $3 != --* ]] || die "$1 needs a value (see --help)"
-}
+SCRIPT_NAME=tpu_pod.sh
+# shellcheck source=launch/shell_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/shell_lib.sh"
 
 # Runs a command given as words, or prints it one line, shell-quoted, with --dry-run.
 execute() {
@@ -65,24 +59,6 @@ execute() {
   else
     "$@"
   fi
-}
-
-# One word as POSIX shell source: bare when it is plain, else in single quotes.
-shell_quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./=:@%+,-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-# Words as one line of shell source, e.g. for --dry-run or a command a remote shell runs.
-quote_words() {
-  local word out=()
-  for word in "$@"; do
-    out+=("$(shell_quote "$word")")
-  done
-  echo "${out[*]}"
 }
 
 # The TPU software version Cloud TPU recommends for JAX on each generation.
