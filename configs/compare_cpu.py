@@ -1,0 +1,64 @@
+"""CPU comparison of the five methods: --config=configs/compare_cpu.py[:VARIANT] of amrsd.compare.
+
+SmolLM2-135M-Instruct on two- and three-term one-digit addition/subtraction (arithmetic
+levels 1-3: level 3 starts near 3 % greedy, so the curves have room to differ), the top 4 of 30 blocks trained
+(no backward pass below them), 4 prompts x 8 samples, hints of 48 tokens written per group.
+Every method gets the same run config; only algorithm.name differs.
+
+Variants (2-core x86-64 CPU, no accelerator):
+  full  (default) 3 seeds x 16 steps, 16 new tokens, long runs to 40 steps on seed 0,
+        final scoring on 256 held-out problems x (greedy + 4 samples): about two hours
+        (estimated from the quick run's per-step times).
+  quick 2 seeds x 12 steps, 12 new tokens, long runs to 20 steps on seed 0, 128 problems
+        x (greedy + 2 samples): about an hour on a CPU shared with one other job; what
+        docs/results/cpu/ reports.
+"""
+
+import ml_collections
+
+from amrsd.config import default_config
+
+VARIANTS = ("full", "quick")
+
+
+def get_config(variant="full"):
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/compare_cpu.py:{variant}: choose one of {', '.join(VARIANTS)}")
+  c = ml_collections.ConfigDict()
+  c.out_dir = f"runs/compare_cpu_{variant}"
+  c.methods = ("grpo", "rlsd", "sdpo", "opsd", "amrsd")
+  c.seeds = (0, 1, 2) if variant == "full" else (0, 1)
+  c.steps = 16 if variant == "full" else 12
+  c.long_steps = 40 if variant == "full" else 20   # <= steps: no long-horizon runs
+  c.long_seeds = (0,)
+  c.collapse_margin = 0.10      # collapse: held-out accuracy ends this far below its best
+  c.python = ""                 # interpreter for the training subprocesses; "" = this one
+  c.jax_cache_dir = c.out_dir + "/jax_cache"  # persistent compilation cache shared by runs
+
+  c.final_eval = ml_collections.ConfigDict()
+  c.final_eval.size = 256 if variant == "full" else 128  # one fixed held-out set for all runs
+  c.final_eval.samples = 4 if variant == "full" else 2   # sampled answers per problem
+  c.final_eval.temperature = 1.0
+  c.final_eval.seed = 10_000    # held-out draw seed (splits are disjoint by content)
+  c.final_eval.greedy = True    # also score one greedy answer per problem
+  c.final_eval.max_new_tokens = -1  # -1 = the runs' eval/rollout budget
+  c.final_eval.benchmarks = ()  # names of amrsd.evaluate.BENCHMARKS; () = the task's held-out split
+  c.final_eval.data_dir = ""    # folder of the benchmark JSONL files
+  c.bootstrap = ml_collections.ConfigDict({"resamples": 2000, "seed": 0})
+
+  r = default_config()          # configs/cpu.py; method, seed, steps, workdir set per run
+  r.data.task_args.levels = (1, 2, 3)
+  r.rollout.prompts_per_step = 4
+  r.rollout.group_size = 8
+  # quick: 12 tokens clipped about 65 % of the responses (docs/results/cpu/), which caps
+  # the reward; full gives the answers room.
+  r.rollout.max_new_tokens = 16 if variant == "full" else 12
+  r.train.trainable = "top_layers"
+  r.train.top_layers = 4
+  r.train.learning_rate = 3e-5  # 4 of 30 blocks move; 1e-5 barely moves them in 12 steps
+  r.eval.size = 64
+  r.eval.every_steps = 4
+  r.checkpoint.every_steps = 4
+  r.log.plot_every_steps = 1000  # per-run plots only at the end; the report draws the rest
+  c.run = r
+  return c
