@@ -224,22 +224,6 @@ def eval_sets(cfg, run_cfg, task_template) -> dict:
   return sets
 
 
-def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
-                  seed, batch_size=64) -> np.ndarray:
-  """Per-problem correctness: bool [len(records), samples] (answer i, sample j)."""
-  from amrsd import rewards
-  rows = []
-  for start in range(0, len(records), batch_size):
-    chunk = records[start:start + batch_size]
-    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
-    result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
-                              temperature=temperature, seed=seed)
-    verdicts = rewards.verify_batch(verifier, result.texts,
-                                    [chunk[i // samples] for i in range(len(result.texts))])
-    rows.append(np.array([v.reward >= 0.5 for v in verdicts]).reshape(len(chunk), samples))
-  return np.concatenate(rows)
-
-
 def score_settings(cfg) -> dict:
   """What a scores file was computed with; a file with other settings is redone."""
   e = cfg.final_eval
@@ -266,6 +250,7 @@ def score_all(cfg, log=print) -> None:
   from flax import nnx
 
   from amrsd.checkpointing import Checkpointer, abstract_like
+  from amrsd.evaluate import score_records
   from amrsd.rng import stream
   from amrsd.trainer import Trainer
   # Long runs are judged on their own curves (collapse), not scored here.

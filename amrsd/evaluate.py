@@ -29,28 +29,36 @@ BENCHMARKS = {
 }
 
 
-def evaluate_records(sampler, records, verifier, *, template, samples, max_new_tokens,
-                     temperature, seed, batch_size=64):
-  """avg@k (mean accuracy over k samples per problem) and pass@k (any of k correct).
+def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
+                  seed, batch_size=64) -> np.ndarray:
+  """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
   records: dicts with "problem" and "answer". verifier: a name for
-  amrsd.rewards.verify_batch. Returns {"avg@k": float, "pass@k": float, "count": int}
-  with k = samples.
+  amrsd.rewards.verify_batch.
   """
   from amrsd import rewards
   if not records:
-    raise ValueError("evaluate_records: no records to evaluate")
-  correct = []
+    raise ValueError("score_records: no records to evaluate")
+  rows = []
   for start in range(0, len(records), batch_size):
     chunk = records[start:start + batch_size]
     messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
-    rows = [chunk[i // samples] for i in range(len(result.texts))]
-    verdicts = rewards.verify_batch(verifier, result.texts, rows)
-    correct.append(np.array([v.reward >= 0.5 for v in verdicts]).reshape(len(chunk), samples))
-  correct = np.concatenate(correct)
-  k = samples
+    verdicts = rewards.verify_batch(verifier, result.texts,
+                                    [chunk[i // samples] for i in range(len(result.texts))])
+    rows.append(np.array([v.reward >= 0.5 for v in verdicts]).reshape(len(chunk), samples))
+  return np.concatenate(rows)
+
+
+def evaluate_records(sampler, records, verifier, **kwargs):
+  """avg@k (mean accuracy over k samples per problem) and pass@k (any of k correct).
+
+  Arguments as score_records. Returns {"avg@k": float, "pass@k": float, "count": int}
+  with k = samples.
+  """
+  correct = score_records(sampler, records, verifier, **kwargs)
+  k = correct.shape[1]
   return {f"avg@{k}": float(correct.mean()), f"pass@{k}": float(correct.any(axis=1).mean()),
           "count": int(correct.shape[0])}
 
