@@ -18,6 +18,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", config_lib.__file__, "Recipe file with get_config() (configs/*.py); default: "
     "the embedded default. Override any field with --config.<field>=<value>.",
     lock_config=True)
+_SHOW_CONFIG = flags.DEFINE_bool(
+    "show_config", False, "Print every config field with its value (after overrides) and "
+    "exit. What each field means is documented in amrsd/config.py.")
 
 
 def main(argv):
@@ -25,6 +28,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}; fields are set with "
                          "--config.<field>=<value>")
   config = _CONFIG.value
+  if _SHOW_CONFIG.value:
+    print(config)
+    return
   from amrsd import distributed
   from amrsd.trainer import Trainer, TrainingError
   try:

@@ -247,3 +247,19 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
     assert row["hints_made"] + row["hints_empty"] == 8
     assert row["hints_made"] > 0 and row["hint_length_mean"] > 0
   assert 0.0 <= row["hint_fraction"] <= 1.0
+
+
+def test_show_config_prints_the_recipe_with_overrides():
+  out = subprocess.run([sys.executable, "-m", "amrsd.train", "--config=configs/cpu.py:grpo",
+                        "--config.train.steps=3", "--show_config"], env=_env(), cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "name: grpo" in out.stdout and "steps: 3" in out.stdout
+
+
+def test_cli_rejects_a_bad_value_before_loading_anything():
+  out = subprocess.run([sys.executable, "-m", "amrsd.train", "--config.algorithm.name=ppo"],
+                       env=_env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0
+  assert "config.algorithm.name='ppo' is not valid; choose one of" in out.stderr
+  assert "Traceback" not in out.stderr
