@@ -86,6 +86,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.max_grad_norm = 1.0
   c.train.warmup_steps = 0
   c.train.micro_batches = 1       # gradient accumulation over slices of whole groups
+  # With model.dtype=bfloat16: keep float32 master weights and Adam moments in the
+  # optimizer state (6 extra bytes per weight; small updates are not rounded away).
+  c.train.float32_optimizer = True
   c.train.trainable = "full"      # full | top_layers | lora
   c.train.top_layers = 4          # with trainable = top_layers
   c.train.lora_rank = 8           # with trainable = lora

@@ -26,6 +26,7 @@ from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.checkpointing import Checkpointer, abstract_like
 from amrsd.evaluate import evaluate_records
 from amrsd.metrics import MetricsWriter, read_metrics
+from amrsd.optimizer import float32_master
 from amrsd.plot import plot_runs
 from amrsd.rewards.extract import numeric_answer
 from amrsd.rewards.registry import validate_name
@@ -111,8 +112,10 @@ class Trainer:
     lr = config.train.learning_rate
     schedule = (optax.linear_schedule(0.0, lr, config.train.warmup_steps)
                 if config.train.warmup_steps else lr)
-    self.tx = optax.chain(optax.clip_by_global_norm(config.train.max_grad_norm),
-                          optax.adamw(schedule, weight_decay=config.train.weight_decay),
+    adamw = optax.adamw(schedule, weight_decay=config.train.weight_decay)
+    if config.train.float32_optimizer and config.model.dtype != "float32":
+      adamw = float32_master(adamw)
+    self.tx = optax.chain(optax.clip_by_global_norm(config.train.max_grad_norm), adamw,
                           *self._layer_mask())
     self.graphdef, self.params = nnx.split(self.model)
     self.trainable = trainable
