@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 
 import jax
+import numpy as np
 
 COORDINATOR = "AMRSD_COORDINATOR"
 NUM_PROCESSES = "AMRSD_NUM_PROCESSES"
@@ -56,6 +57,19 @@ def initialize(environ: Mapping[str, str] | None = None) -> ProcessGroup | None:
 def is_primary() -> bool:
   """True on process 0, the one that writes logs, metrics, plots and prints progress."""
   return jax.process_index() == 0
+
+
+def gather(value) -> np.ndarray:
+  """value (a number or array of the same shape on every process) from every process,
+  stacked on a new first axis in process order: [1, ...] in a single-process run.
+
+  A collective: every process must call it, the same number of times.
+  """
+  value = np.asarray(value)
+  if jax.process_count() == 1:
+    return value[None]
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(value))
 
 
 def process_group_from_env(environ: Mapping[str, str]) -> ProcessGroup | None:

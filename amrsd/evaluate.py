@@ -14,7 +14,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from amrsd import prompts
+from amrsd import distributed, prompts
 
 # Benchmark name -> (file name, verifier, prompt template).
 MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
@@ -34,20 +34,23 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
   records: dicts with "problem" and "answer". verifier: a name for
-  amrsd.rewards.verify_batch.
+  amrsd.rewards.verify_batch. With several processes, records are this process's share.
   """
   from amrsd import rewards
-  if not records:
+  # With several processes each scores its own records; generate is a collective, so
+  # every process runs the same number of chunks (some possibly empty).
+  chunks = int(distributed.gather(-(-len(records) // batch_size)).max())
+  if not chunks:
     raise ValueError("score_records: no records to evaluate")
   rows = []
-  for start in range(0, len(records), batch_size):
+  for start in range(0, chunks * batch_size, batch_size):
     chunk = records[start:start + batch_size]
     messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,
                                     [chunk[i // samples] for i in range(len(result.texts))])
-    rows.append(np.array([v.reward >= 0.5 for v in verdicts]).reshape(len(chunk), samples))
+    rows.append(np.array([v.reward >= 0.5 for v in verdicts], bool).reshape(len(chunk), samples))
   return np.concatenate(rows)
 
 
@@ -59,8 +62,11 @@ def evaluate_records(sampler, records, verifier, **kwargs):
   """
   correct = score_records(sampler, records, verifier, **kwargs)
   k = correct.shape[1]
-  return {f"avg@{k}": float(correct.mean()), f"pass@{k}": float(correct.any(axis=1).mean()),
-          "count": int(correct.shape[0])}
+  # Sums over every process's records (just this one's in a single-process run).
+  solved, passed, count = distributed.gather(
+      [correct.mean(axis=1).sum(), correct.any(axis=1).sum(), len(correct)]).sum(axis=0)
+  return {f"avg@{k}": float(solved / count), f"pass@{k}": float(passed / count),
+          "count": int(count)}
 
 
 def load_policy(config, checkpoint):

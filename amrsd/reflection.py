@@ -31,11 +31,16 @@ class Packet:
 
 @dataclasses.dataclass
 class ReflectionStats:
+  """What one reflect call did; all fields are counts, so they add up over processes."""
   hints_made: int = 0       # rollouts that ended with a hint
   hints_rejected: int = 0   # hints the leak filter rejected (first tries and retries)
   hints_retried: int = 0    # rollouts whose first hint was rejected and got a second try
   hints_empty: int = 0      # rollouts without a hint (empty packet or rejected twice)
-  hint_length_mean: float = 0.0  # characters
+  hint_chars: int = 0       # characters of all hints made
+
+  @property
+  def hint_length_mean(self) -> float:
+    return self.hint_chars / self.hints_made if self.hints_made else 0.0
 
   @property
   def leak_rate(self) -> float:
@@ -126,7 +131,7 @@ def leaks(hint: str, answers, sources, *, ngram=8, max_copied=0.5) -> bool:
 
 
 def reflect(generate, records, completions, packets, group_size, *, granularity="rollout",
-            templates=None, answer_of=None):
+            templates=None, answer_of=None, collective=False):
   """Phase 2: hints (str or None) for every rollout, and ReflectionStats.
 
   generate(prompts: list[messages], attempt: int) -> list[str] writes the hints (the
@@ -134,6 +139,8 @@ def reflect(generate, records, completions, packets, group_size, *, granularity=
   "group" writes one hint per prompt, from the group's first failed rollout (failures
   carry the most information), else its first rollout, and gives it to all G rollouts.
   answer_of(text) -> str extracts a final answer from a peer rollout (for leak checks).
+  collective: call generate for both attempts even with nothing to ask, for multi-process
+  runs where generate is a collective that every process enters.
   """
   if granularity not in ("rollout", "group"):
     raise ValueError(f"hint_granularity must be 'rollout' or 'group', got {granularity!r}")
@@ -155,7 +162,7 @@ def reflect(generate, records, completions, packets, group_size, *, granularity=
     if request is not None:
       pending.append((i, request))
   for attempt in range(2):
-    if not pending:
+    if not pending and not collective:
       break
     texts = generate([request for _, request in pending], attempt)
     retry = []
@@ -183,8 +190,7 @@ def reflect(generate, records, completions, packets, group_size, *, granularity=
     out.append(hints.get(writer))
   stats.hints_made = sum(h is not None for h in out)
   stats.hints_empty = len(out) - stats.hints_made
-  made = [h for h in out if h is not None]
-  stats.hint_length_mean = sum(map(len, made)) / len(made) if made else 0.0
+  stats.hint_chars = sum(len(h) for h in out if h is not None)
   return out, stats
 
 

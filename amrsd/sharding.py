@@ -39,19 +39,67 @@ def batch_sharding(mesh, ndim: int) -> jax.sharding.NamedSharding:
       mesh, jax.sharding.PartitionSpec(("data", "fsdp"), *([None] * (ndim - 1))))
 
 
+def row_block(mesh) -> tuple[int, int]:
+  """(index, count) of this process's block of batch rows: with several processes, every
+  process feeds and reads one contiguous block of each batch, in block-index order.
+
+  (0, 1) without a mesh or with one process. Raises ValueError when the mesh does not
+  give every process its own block of rows.
+  """
+  processes = jax.process_count()
+  if mesh is None or processes == 1:
+    return 0, 1
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  rows = batch_sharding(mesh, 1).addressable_devices_indices_map((shards,)).values()
+  starts = sorted({i[0].start or 0 for i in rows})
+  per_process = shards // processes
+  if (shards % processes or len(starts) != per_process or starts[-1] - starts[0] + 1 != per_process
+      or starts[0] % per_process):
+    raise ValueError(f"mesh {dict(mesh.shape)} over {processes} processes: each process must hold "
+                     f"its own block of batch rows, so data x fsdp (= {shards}) must be a multiple "
+                     f"of {processes} with every process's devices along those axes; e.g. "
+                     f"mesh.shape=({processes}, -1, 1)")
+  return starts[0] // per_process, processes
+
+
 def put_batch(mesh, batch: dict) -> dict:
-  """Places a dict of host arrays on the mesh, rows sharded; rows must divide evenly."""
+  """Places a dict of host arrays, this process's rows of a global batch, on the mesh with
+  rows sharded. With several processes the global batch is their blocks in block order
+  (see row_block). Rows must divide evenly over the data x fsdp shards."""
   if mesh is None:
     return {k: jax.numpy.asarray(v) for k, v in batch.items()}
+  _, blocks = row_block(mesh)
   shards = mesh.shape["data"] * mesh.shape["fsdp"]
   out = {}
   for key, value in batch.items():
     value = np.asarray(value)
-    if value.shape[0] % shards:
-      raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, not divisible by the "
+    rows = value.shape[0] * blocks
+    if rows % shards:
+      raise ValueError(f"batch[{key!r}] has {rows} rows, not divisible by the "
                        f"{shards} data x fsdp shards; change rollout.prompts_per_step or "
                        "rollout.group_size")
-    out[key] = jax.device_put(value, batch_sharding(mesh, value.ndim))
+    out[key] = jax.make_array_from_process_local_data(
+        batch_sharding(mesh, value.ndim), value, (rows,) + value.shape[1:])
+  return out
+
+
+def local_rows(array: jax.Array) -> np.ndarray:
+  """This process's rows of a row-sharded global array, as a new numpy array (all of it
+  with one process): the inverse of put_batch."""
+  if array.is_fully_addressable:
+    return np.array(array)  # a writable copy, like the multi-process path
+  shards = array.addressable_shards
+  spans = [shard.index[0].indices(array.shape[0])[:2] for shard in shards]
+  first, last = min(a for a, _ in spans), max(b for _, b in spans)
+  out = np.empty((last - first,) + array.shape[1:], array.dtype)
+  filled = np.zeros(out.shape, bool)
+  for shard, (start, stop) in zip(shards, spans):
+    where = (slice(start - first, stop - first),) + tuple(shard.index[1:])
+    out[where] = np.asarray(shard.data)
+    filled[where] = True
+  if not filled.all():
+    raise ValueError(f"local_rows: this process holds only part of rows {first}..{last} of an "
+                     f"array sharded as {array.sharding}")
   return out
 
 

@@ -20,7 +20,7 @@ from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import models, prompts, reflection, rewards, rng, sharding
+from amrsd import distributed, models, prompts, reflection, rewards, rng, sharding
 from amrsd.algorithms.config import AlgorithmConfig
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.checkpointing import Checkpointer, abstract_like
@@ -91,6 +91,12 @@ class Trainer:
     train_source, eval_source = open_sources(config)
 
     self.mesh = sharding.make_mesh(config.mesh.shape)
+    # With several processes each takes its block of every batch's prompts (all read the
+    # same pipeline, so its state is the same everywhere) and of the held-out set.
+    self.block, self.blocks = sharding.row_block(self.mesh)
+    if config.rollout.prompts_per_step % self.blocks:
+      raise ValueError(f"config.rollout.prompts_per_step={config.rollout.prompts_per_step} must "
+                       f"be a multiple of the {self.blocks} processes")
     path = config.model.path or models.default_model_path()
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
     self.model, self.tokenizer = models.load(path, dtype=dtype, mesh=self.mesh)
@@ -107,7 +113,8 @@ class Trainer:
         train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,
         seed=config.seed, prompt_template=self._task_template(),
         max_prompt_tokens=config.data.max_prompt_tokens)
-    self.eval_records = [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))]
+    self.eval_records = self._local(
+        [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))])
 
     lr = config.train.learning_rate
     schedule = (optax.linear_schedule(0.0, lr, config.train.warmup_steps)
@@ -124,6 +131,7 @@ class Trainer:
                                       micro_batches=config.train.micro_batches)
     self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
     self.step = 0
+    self.last_eval = None
     self._stop_requested = False
 
   # -- setup helpers -------------------------------------------------------------------
@@ -192,12 +200,12 @@ class Trainer:
   # -- one step ------------------------------------------------------------------------
 
   def run_step(self) -> dict:
-    """One RL step; returns its metrics (host floats)."""
+    """One RL step; returns its metrics (host floats, over every process's rows)."""
     c, k = self.config, self.step
     G = c.rollout.group_size
     times = {}
     t0 = time.perf_counter()
-    records = next(self.pipeline)
+    records = self._local(next(self.pipeline))
     result = self.sampler.generate(
         [r["prompt_ids"] for r in records], n=G, max_new_tokens=c.rollout.max_new_tokens,
         temperature=c.rollout.temperature, top_p=c.rollout.top_p,
@@ -216,7 +224,19 @@ class Trainer:
     times["time_reflect"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    batch = build_batch(result, reward, teacher, self.tokenizer, self.sampler.pad_id)
+    if teacher is not None:
+      teacher = teacher_context_ids(result, teacher, self.tokenizer)
+    longest = max(map(len, teacher[0])) if teacher is not None else 0
+    batch = build_batch(result, reward, self.sampler.pad_id, teacher,
+                        longest_context=int(distributed.gather(longest).max()))
+    # Per row: reward, response length, clipped, tokens the update reads (student and
+    # teacher, padding excluded); gathered so that host metrics cover every process.
+    update_tokens = batch["student_mask"].sum(axis=1)
+    if "teacher_mask" in batch:
+      update_tokens = update_tokens + batch["teacher_mask"].sum(axis=1)
+    per_row = np.stack([reward, result.completion_mask.sum(axis=1),
+                        [r == "length" for r in result.stop_reasons], update_tokens], axis=1)
+    per_row = distributed.gather(per_row.astype(np.float64)).reshape(-1, per_row.shape[1])
     batch = sharding.put_batch(self.mesh, batch)
     self.params, self.opt_state, metrics = self.train_step(
         self.params, self.opt_state, batch, jnp.int32(k))
@@ -228,20 +248,22 @@ class Trainer:
                           "Lower train.learning_rate or check the data.")
     nnx.update(self.model, self.params)
 
-    lengths = result.completion_mask.sum(axis=1)
     metrics.update(host_stats)
     metrics.update(times)
-    metrics["reward_std"] = float(reward.std())
+    all_reward, lengths, clipped, update_tokens = per_row.T
+    metrics["reward_std"] = float(all_reward.std())
     metrics["response_length_max"] = float(lengths.max())
-    metrics["response_clipped_fraction"] = float(
-        np.mean([r == "length" for r in result.stop_reasons]))
+    metrics["response_clipped_fraction"] = float(clipped.mean())
     metrics["tokens_per_second_sample"] = float(lengths.sum() / max(times["time_sample"], 1e-9))
-    # Every row the update reads (student, and teacher where there is one), padding excluded.
-    update_tokens = float(np.sum(batch["student_mask"])) + float(np.sum(batch.get("teacher_mask", 0)))
-    metrics["tokens_per_second_update"] = update_tokens / max(times["time_update"], 1e-9)
+    metrics["tokens_per_second_update"] = float(update_tokens.sum() / max(times["time_update"], 1e-9))
     metrics["filtered_too_long"] = float(self.pipeline.stats["filtered_too_long"])
     self.step = k + 1
     return metrics
+
+  def _local(self, items):
+    """This process's contiguous share of a list that every process holds whole."""
+    per = -(-len(items) // self.blocks)
+    return items[self.block * per:(self.block + 1) * per]
 
   def _teacher_messages(self, records, texts, reward, feedback, step):
     """Teacher chat messages per rollout (None = no teacher) and reflection metrics."""
@@ -262,12 +284,15 @@ class Trainer:
         return out.texts
       hints, rstats = reflection.reflect(
           write, records, texts, packets, G, granularity=c.reflection.hint_granularity,
-          templates=self.templates, answer_of=numeric_answer)
+          templates=self.templates, answer_of=numeric_answer, collective=self.blocks > 1)
+      # Summed over processes: every process reflected on its own rollouts.
+      rstats = reflection.ReflectionStats(
+          *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))
       stats = {"hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
                "hints_retried": rstats.hints_retried, "hints_empty": rstats.hints_empty,
                "hint_length_mean": rstats.hint_length_mean,
                "hint_leak_rate": rstats.leak_rate,
-               "hint_fraction": rstats.hints_made / len(texts)}
+               "hint_fraction": rstats.hints_made / (len(texts) * self.blocks)}
     teacher = reflection.teacher_contexts(method, records, packets, hints, G,
                                           teacher_context=c.reflection.teacher_context,
                                           templates=self.templates)
@@ -285,7 +310,8 @@ class Trainer:
                                template=self._task_template(), samples=1,
                                max_new_tokens=tokens, temperature=c.rollout.temperature,
                                seed=rng.stream(c.seed, self.step, "eval"))
-    return {"eval_accuracy": greedy["avg@1"], "eval_accuracy_sampled": sampled["avg@1"]}
+    self.last_eval = {"eval_accuracy": greedy["avg@1"], "eval_accuracy_sampled": sampled["avg@1"]}
+    return self.last_eval
 
   def request_stop(self, *_):
     self._stop_requested = True
@@ -312,11 +338,13 @@ class Trainer:
           progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}",
                                acc=f"{metrics['accuracy']:.3f}")
           progress.update(1)
-        if self.step % c.checkpoint.every_steps == 0 or self._stop_requested:
+        # Saving is a collective: processes agree on a stop that reached any of them.
+        stop = bool(distributed.gather(self._stop_requested).any())
+        if self.step % c.checkpoint.every_steps == 0 or stop:
           self.save()
         if self.is_primary and self.step % c.log.plot_every_steps == 0:
           plot_runs([self.workdir], os.path.join(self.workdir, "plots"))
-        if self._stop_requested:
+        if stop:
           self.checkpointer.wait()
           raise SystemExit(f"SIGTERM: saved step {self.step} to {self.checkpointer.directory}; "
                            "run the same command again to resume")
@@ -324,12 +352,13 @@ class Trainer:
         progress.close()
       if self.checkpointer.latest_step() != self.step:
         self.save()
-      rows = [r for r in read_metrics(writer.path) if "eval_accuracy" in r]
-      final = {"step": self.step, **{k: rows[-1][k] for k in rows[-1] if k.startswith("eval_")}}
+      if self.last_eval is None:  # resumed at the end: the last evaluation is in the log
+        self.last_eval = [r for r in read_metrics(writer.path) if "eval_accuracy" in r][-1]
+      final = {"step": self.step,
+               **{k: v for k, v in self.last_eval.items() if k.startswith("eval_")}}
       if self.is_primary:
         with open(os.path.join(self.workdir, "final_eval.json"), "w") as f:
           json.dump(final, f, indent=2)
-      if self.is_primary:
         plot_runs([self.workdir], os.path.join(self.workdir, "plots"))
       return final
     finally:
@@ -346,13 +375,29 @@ def _progress(config, start, enabled):
               dynamic_ncols=True)
 
 
-def build_batch(result, reward, teacher_messages, tokenizer, pad_id) -> dict:
+def teacher_context_ids(result, teacher_messages, tokenizer):
+  """(token ids of each row's teacher context, has_hint per row). A row without a teacher
+  context (None) repeats its student prompt, real tokens only."""
+  contexts, has_hint = [], []
+  for row, messages in enumerate(teacher_messages):
+    if messages is None:
+      ids = result.prompt_ids[row][result.prompt_mask[row] > 0].tolist()
+    else:
+      text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+      ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    contexts.append(ids)
+    has_hint.append(messages is not None)
+  return contexts, has_hint
+
+
+def build_batch(result, reward, pad_id, teacher=None, longest_context=None) -> dict:
   """Arrays for the train step (keys documented in amrsd.algorithms.step).
 
-  Student rows: the sampler's left-padded prompt + the completion. Teacher rows: the
-  teacher context, left-padded to a power of two >= CONTEXT_BUCKET, + the same completion
-  tokens, so response token t sits at the same offset from the end in both. A row
-  without a teacher context repeats the student prompt and gets has_hint = 0.
+  Student rows: the sampler's left-padded prompt + the completion. teacher: None, or
+  (contexts, has_hint) from teacher_context_ids. Teacher rows: the context, left-padded
+  to a power of two >= CONTEXT_BUCKET and >= longest_context (default: the longest of
+  these rows; processes pass the longest of all), + the same completion tokens, so
+  response token t sits at the same offset from the end in both.
   """
   mask = result.completion_mask.astype(np.int32)
   completion = np.where(mask > 0, result.completion_ids, pad_id).astype(np.int32)
@@ -363,18 +408,12 @@ def build_batch(result, reward, teacher_messages, tokenizer, pad_id) -> dict:
       "logp_old": np.where(mask > 0, result.completion_logprobs, 0.0).astype(np.float32),
       "rewards": np.asarray(reward, np.float32),
   }
-  if teacher_messages is None:
+  if teacher is None:
     return batch
-  contexts, has_hint = [], []
-  for row, messages in enumerate(teacher_messages):
-    if messages is None:
-      ids = result.prompt_ids[row][result.prompt_mask[row] > 0].tolist()
-    else:
-      text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-      ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    contexts.append(ids)
-    has_hint.append(messages is not None)
-  width = max(CONTEXT_BUCKET, 1 << (max(map(len, contexts)) - 1).bit_length())
+  contexts, has_hint = teacher
+  if longest_context is None:
+    longest_context = max(map(len, contexts))
+  width = max(CONTEXT_BUCKET, 1 << (longest_context - 1).bit_length())
   ctx_ids = np.full((len(contexts), width), pad_id, np.int32)
   ctx_mask = np.zeros((len(contexts), width), np.int32)
   for row, ids in enumerate(contexts):

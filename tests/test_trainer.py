@@ -14,7 +14,7 @@ import pytest
 from amrsd import config as config_lib
 from amrsd.metrics import read_metrics
 from amrsd.sampling import SampleResult
-from amrsd.trainer import build_batch
+from amrsd.trainer import build_batch, teacher_context_ids
 
 from tests.conftest import REPO
 
@@ -41,7 +41,8 @@ def _result():
 
 def test_build_batch_aligns_teacher_and_student_responses():
   teacher = [[{"role": "user", "content": "problem with a hint"}], None]
-  batch = build_batch(_result(), [1.0, 0.0], teacher, WordTokenizer(), pad_id=0)
+  contexts = teacher_context_ids(_result(), teacher, WordTokenizer())
+  batch = build_batch(_result(), [1.0, 0.0], 0, contexts)
   R = 3
   assert batch["student_ids"].shape == (2, 6)
   assert batch["teacher_ids"].shape == (2, 64 + R)    # context padded to CONTEXT_BUCKET
@@ -54,10 +55,14 @@ def test_build_batch_aligns_teacher_and_student_responses():
   assert batch["teacher_mask"][0, :64].sum() == 5 and batch["teacher_mask"][0, 64 - 5] == 1
   # A row without a teacher context repeats its student prompt (real tokens only).
   np.testing.assert_array_equal(batch["teacher_ids"][1, 61:64], [7, 8, 9])
+  # Another process's longer context widens every process's teacher rows alike.
+  wide = build_batch(_result(), [1.0, 0.0], 0, contexts, longest_context=100)
+  assert wide["teacher_ids"].shape == (2, 128 + R)
+  np.testing.assert_array_equal(wide["teacher_ids"][:, -64 - R:], batch["teacher_ids"])
 
 
 def test_build_batch_without_teacher_has_only_student_keys():
-  batch = build_batch(_result(), [1.0, 0.0], None, WordTokenizer(), pad_id=0)
+  batch = build_batch(_result(), [1.0, 0.0], 0)
   assert set(batch) == {"student_ids", "student_mask", "response_mask", "logp_old", "rewards"}
 
 

@@ -56,14 +56,15 @@ def prefill(graphdef, state, prompt_ids, prompt_mask, *, n, budget, batch_shardi
   return cache, logits, lengths
 
 
-def decode(graphdef, state, cache, logits, lengths, active, key, temperature, top_p, top_k,
-           max_new_tokens, *, mode: DecodeMode, budget: int, eos_ids: tuple[int, ...],
+def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temperature, top_p,
+           top_k, max_new_tokens, *, mode: DecodeMode, budget: int, eos_ids: tuple[int, ...],
            pad_id: int):
   """Samples up to max_new_tokens tokens per row; stops early once every row is done.
 
   cache, logits [R, V], lengths [R]: from `prefill`. active: [R] bool, False for
-  padding rows (done from the start). key: a PRNG key; row r draws from
-  fold_in(fold_in(key, r), step), so a row's samples do not depend on the batch size.
+  padding rows (done from the start). row_ids: [R] int32, key: a PRNG key; row r draws from
+  fold_in(fold_in(key, row_ids[r]), step), so a row's samples depend on its id, not on
+  the batch size, the padding or the process that holds it.
   temperature, top_p: float32 scalars; top_k: int32 scalar (0 = off);
   max_new_tokens: int32 scalar <= budget.
   Returns tokens [R, budget] int32 (pad_id after the end), logprobs [R, budget] float32
@@ -73,7 +74,7 @@ def decode(graphdef, state, cache, logits, lengths, active, key, temperature, to
   """
   model = nnx.merge(graphdef, state)
   rows = logits.shape[0]
-  row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(rows))
+  row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, row_ids)
   eos = jnp.asarray(eos_ids, jnp.int32)
 
   def pick(logits, step, done):

@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from amrsd import distributed, sharding
 from amrsd.sampling import decode as decode_lib
 
 DEFAULT_PROMPT_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -102,6 +103,7 @@ class Sampler:
                          f"mesh with axes {BATCH_AXES + ('tensor',)}")
       self._batch_shards = int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
       batch_sharding = functools.partial(_constrain_batch, mesh)
+    self._block, self._blocks = sharding.row_block(mesh)
     self._prefill = jax.jit(self._counted(functools.partial(
         decode_lib.prefill, self._graphdef, batch_sharding=batch_sharding)),
         static_argnames=("n", "budget"))
@@ -122,20 +124,28 @@ class Sampler:
     seed: an int or a JAX PRNG key. stop: stop strings (see the module docstring).
     truncate: None (a prompt longer than the largest bucket is an error) or "left"
       (keep its last tokens).
+
+    With several processes (jax.distributed) generate is a collective: every process
+    calls it with the same settings and its own prompts (possibly none), which form one
+    global batch in process-block order (amrsd.sharding.row_block); each gets its own rows
+    back, sampled exactly as one process holding the whole batch would sample them.
     """
     _check_settings(max_new_tokens, temperature, top_p, top_k, n, truncate)
     stops = _check_stop(stop)
     key = _as_key(seed)
-    token_lists = [self._encode(p, i) for i, p in enumerate(_check_prompts(prompts))]
-    width = self._prompt_bucket(token_lists, truncate)
+    token_lists = [self._encode(p, i)
+                   for i, p in enumerate(_check_prompts(prompts, allow_empty=self._blocks > 1))]
+    count = len(token_lists)
+    longest = max(map(len, token_lists), default=0)
+    offset, total, most, longest = self._agree_rows(count, longest)
+    width = self._prompt_bucket(token_lists, longest, truncate)
     budget = max(MIN_DECODE_BUDGET, _next_power_of_two(max_new_tokens))
     limit = self.model.config.max_position_embeddings
     if width + budget > limit:
       raise ValueError(f"Sampler.generate: prompt bucket {width} + decode budget {budget} "
                        f"exceeds the model's max_position_embeddings={limit}; lower "
                        "max_new_tokens or the prompt length")
-    count = len(token_lists)
-    batch = self._row_bucket(count)
+    batch = self._row_bucket(most)
     ids = np.full((batch, width), self.pad_id, np.int32)
     mask = np.zeros((batch, width), np.int32)
     for row, tokens in enumerate(token_lists):
@@ -143,30 +153,48 @@ class Sampler:
       ids[row, width - len(tokens):] = tokens
       mask[row, width - len(tokens):] = 1
     active = np.repeat(np.arange(batch) < count, n)
+    # A real row's id is its global index (prompt-major), whatever the padding and the
+    # process; padding rows take ids past the real ones.
+    prompt_index = np.arange(batch) + np.where(np.arange(batch) < count, offset,
+                                               total + self._block * batch)
+    row_ids = (prompt_index[:, None] * n + np.arange(n)).reshape(-1).astype(np.int32)
 
-    state = self._current_state()
-    put = self._put_batch
-    start = time.perf_counter()
-    cache, logits, lengths = self._prefill(state, put(ids), put(mask), n=n, budget=budget)
-    jax.block_until_ready(logits)
-    prefilled = time.perf_counter()
-    mode = decode_lib.DecodeMode(greedy=temperature == 0,
-                                 filtered=temperature > 0 and (top_k > 0 or top_p < 1))
-    tokens, logprobs, out_mask, steps, _ = self._decode(
-        state, cache, logits, lengths, put(active), key,
-        jnp.float32(temperature if temperature > 0 else 1.0), jnp.float32(top_p),
-        jnp.int32(top_k), jnp.int32(max_new_tokens), mode=mode, budget=budget)
-
-    rows = count * n
-    tokens, logprobs, out_mask = (np.array(a[:rows, :max_new_tokens])
-                                  for a in (tokens, logprobs, out_mask))
-    self.last_timing = GenerateTiming(prefilled - start, time.perf_counter() - prefilled,
-                                      int(steps))
+    if total:
+      state = self._current_state()
+      put = self._put_batch
+      start = time.perf_counter()
+      cache, logits, lengths = self._prefill(state, put(ids), put(mask), n=n, budget=budget)
+      jax.block_until_ready(logits)
+      prefilled = time.perf_counter()
+      mode = decode_lib.DecodeMode(greedy=temperature == 0,
+                                   filtered=temperature > 0 and (top_k > 0 or top_p < 1))
+      tokens, logprobs, out_mask, steps, _ = self._decode(
+          state, cache, logits, lengths, put(active), put(row_ids), key,
+          jnp.float32(temperature if temperature > 0 else 1.0), jnp.float32(top_p),
+          jnp.int32(top_k), jnp.int32(max_new_tokens), mode=mode, budget=budget)
+      tokens, logprobs, out_mask = (sharding.local_rows(a)[:count * n, :max_new_tokens]
+                                    for a in (tokens, logprobs, out_mask))
+      self.last_timing = GenerateTiming(prefilled - start, time.perf_counter() - prefilled,
+                                        int(steps))
+    else:  # no process has a prompt: nothing to run
+      tokens = np.zeros((0, max_new_tokens), np.int32)
+      logprobs, out_mask = tokens.astype(np.float32), tokens.copy()
     texts, reasons = self._finish_rows(tokens, logprobs, out_mask, stops)
     return SampleResult(prompt_ids=np.repeat(ids[:count], n, axis=0),
                         prompt_mask=np.repeat(mask[:count], n, axis=0),
                         completion_ids=tokens, completion_logprobs=logprobs,
                         completion_mask=out_mask, texts=texts, stop_reasons=reasons)
+
+  def _agree_rows(self, count, longest):
+    """(offset of this process's first prompt in the global batch, global prompt count,
+    largest per-process count, longest prompt anywhere). A collective with several
+    processes: every one calls generate together, each with its own prompts."""
+    if self._blocks == 1:
+      return 0, count, count, longest
+    table = distributed.gather(np.array([self._block, count, longest]))
+    counts = table[np.argsort(table[:, 0]), 1]
+    return (int(counts[:self._block].sum()), int(counts.sum()), int(counts.max()),
+            int(table[:, 2].max()))
 
   def _counted(self, fn):
     """Wraps fn so that each trace (one per compiled program) bumps compile_count."""
@@ -178,19 +206,11 @@ class Sampler:
 
   def _current_state(self):
     state = nnx.state(self.model)
-    if self.mesh is None:
-      return state
     # A no-op for parameters already placed by models.load(..., mesh=mesh).
-    def place(variable):
-      spec = PartitionSpec(*variable.get_metadata().get("out_sharding", ()))
-      return variable.replace(jax.device_put(variable[...], NamedSharding(self.mesh, spec)))
-    return jax.tree.map(place, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    return state if self.mesh is None else sharding.place_state(state, self.mesh)
 
   def _put_batch(self, array):
-    if self.mesh is None:
-      return jnp.asarray(array)
-    spec = PartitionSpec(BATCH_AXES, *([None] * (array.ndim - 1)))
-    return jax.device_put(array, NamedSharding(self.mesh, spec))
+    return sharding.put_batch(self.mesh, {"rows": array})["rows"]
 
   def _encode(self, prompt, index):
     if isinstance(prompt, str):
@@ -214,21 +234,24 @@ class Sampler:
       raise ValueError(f"Sampler.generate: prompts[{index}] is empty (no tokens)")
     return tokens
 
-  def _prompt_bucket(self, token_lists, truncate):
-    longest = max(len(t) for t in token_lists)
+  def _prompt_bucket(self, token_lists, longest, truncate):
+    """The prompt width: the smallest bucket holding the longest prompt of every process."""
     for width in self.prompt_buckets:
       if longest <= width:
         return width
     if truncate == "left":
       return self.prompt_buckets[-1]
-    index = max(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-    raise ValueError(f"Sampler.generate: prompts[{index}] has {longest} tokens, more than the "
+    local = max(map(len, token_lists), default=0)
+    where = (f"prompts[{max(range(len(token_lists)), key=lambda i: len(token_lists[i]))}]"
+             if local == longest else f"a prompt of another process")
+    raise ValueError(f"Sampler.generate: {where} has {longest} tokens, more than the "
                      f"largest prompt bucket ({self.prompt_buckets[-1]}); pass truncate='left' "
                      "to keep its last tokens, or build the Sampler with larger prompt_buckets")
 
   def _row_bucket(self, count):
-    """Smallest shards * 2**k >= count, so rows split evenly over the batch shards."""
-    batch = self._batch_shards
+    """This process's rows: the smallest (its batch shards) * 2**k >= count, so rows split
+    evenly over the batch shards."""
+    batch = self._batch_shards // self._blocks
     while batch < count:
       batch *= 2
     return batch
@@ -294,11 +317,11 @@ def _as_key(seed):
                    f"from jax.random.key, or uint32[2] from jax.random.PRNGKey); got {seed!r}")
 
 
-def _check_prompts(prompts):
+def _check_prompts(prompts, allow_empty):
   if isinstance(prompts, (str, dict)) or not isinstance(prompts, (list, tuple)):
     raise ValueError("Sampler.generate: prompts must be a list of prompts (strings, chat "
                      f"message lists or token-id lists), got {type(prompts).__name__}")
-  if not prompts:
+  if not prompts and not allow_empty:
     raise ValueError("Sampler.generate: prompts is empty; pass at least one prompt")
   return prompts
 

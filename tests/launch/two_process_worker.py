@@ -2,7 +2,8 @@
 
 Joins the group from the AMRSD_* environment, builds the project's mesh over the
 devices of both processes, feeds it this process's rows of one global batch and
-prints one JSON line with sums that need data from both processes.
+prints one JSON line with sums that need data from both processes, and what the
+multi-process helpers of amrsd.sharding and amrsd.distributed return.
 """
 
 import json
@@ -23,8 +24,13 @@ def main():
   mesh = sharding.make_mesh((2, -1, 1))
   rows = sharding.batch_sharding(mesh, 2)
   global_batch = np.arange(ROWS * COLS, dtype=np.float32).reshape(ROWS, COLS)
-  batch = jax.make_array_from_process_local_data(rows, global_batch[_local_rows(rows)],
-                                                 global_batch.shape)
+  mine = global_batch[_local_rows(rows)]
+  batch = sharding.put_batch(mesh, {"x": mine})["x"]
+  try:
+    sharding.row_block(sharding.make_mesh((1, 1, -1)))  # rows on every device of both
+    replicated_rows_error = ""
+  except ValueError as e:
+    replicated_rows_error = str(e)
   replicated = jax.sharding.NamedSharding(mesh, P())
   sum_of_squares = jax.jit(lambda x: jnp.sum(x * x), out_shardings=replicated)(batch)
   column_sums = jax.shard_map(lambda x: jax.lax.psum(jnp.sum(x, axis=0), ("data", "fsdp")),
@@ -39,6 +45,10 @@ def main():
       "is_primary": distributed.is_primary(),
       "sum_of_squares": float(sum_of_squares.addressable_data(0)),
       "column_sums": np.asarray(column_sums.addressable_data(0)).tolist(),
+      "row_block": list(sharding.row_block(mesh)),
+      "local_rows_round_trip": bool(np.array_equal(sharding.local_rows(batch), mine)),
+      "gathered": distributed.gather([jax.process_index(), 10]).tolist(),
+      "replicated_rows_error": replicated_rows_error,
   }), flush=True)
 
 
