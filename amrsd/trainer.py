@@ -91,48 +91,50 @@ class Trainer:
     train_source, eval_source = open_sources(config)
 
     self.mesh = sharding.make_mesh(config.mesh.shape)
-    # With several processes each takes its block of every batch's prompts (all read the
-    # same pipeline, so its state is the same everywhere) and of the held-out set.
-    self.block, self.blocks = sharding.row_block(self.mesh)
-    if config.rollout.prompts_per_step % self.blocks:
-      raise ValueError(f"config.rollout.prompts_per_step={config.rollout.prompts_per_step} must "
-                       f"be a multiple of the {self.blocks} processes")
-    path = config.model.path or models.default_model_path()
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
-    self.model, self.tokenizer = models.load(path, dtype=dtype, mesh=self.mesh)
-    if self.tokenizer is None:
-      raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
-    self.model.remat = config.model.remat
-    trainable = self._configure_trainable()
-    if self.model.lora_targets:  # adapters are created after loading: place them too
-      nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
-    self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
-                           prompt_buckets=tuple(config.rollout.prompt_buckets))
-    self.templates = dict(config.prompts)
-    self.pipeline = data_lib.PromptPipeline(
-        train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,
-        seed=config.seed, prompt_template=self._task_template(),
-        max_prompt_tokens=config.data.max_prompt_tokens)
-    self.eval_records = self._local(
-        [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))])
+    # Everything below is built under the mesh, as is every training step (train()).
+    with jax.set_mesh(self.mesh):
+      # With several processes each takes its block of every batch's prompts (all read the
+      # same pipeline, so its state is the same everywhere) and of the held-out set.
+      self.block, self.blocks = sharding.row_block(self.mesh)
+      if config.rollout.prompts_per_step % self.blocks:
+        raise ValueError(f"config.rollout.prompts_per_step={config.rollout.prompts_per_step} must "
+                         f"be a multiple of the {self.blocks} processes")
+      path = config.model.path or models.default_model_path()
+      dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
+      self.model, self.tokenizer = models.load(path, dtype=dtype, mesh=self.mesh)
+      if self.tokenizer is None:
+        raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
+      self.model.remat = config.model.remat
+      trainable = self._configure_trainable()
+      if self.model.lora_targets:  # adapters are created after loading: place them too
+        nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
+      self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
+                             prompt_buckets=tuple(config.rollout.prompt_buckets))
+      self.templates = dict(config.prompts)
+      self.pipeline = data_lib.PromptPipeline(
+          train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,
+          seed=config.seed, prompt_template=self._task_template(),
+          max_prompt_tokens=config.data.max_prompt_tokens)
+      self.eval_records = self._local(
+          [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))])
 
-    lr = config.train.learning_rate
-    schedule = (optax.linear_schedule(0.0, lr, config.train.warmup_steps)
-                if config.train.warmup_steps else lr)
-    adamw = optax.adamw(schedule, weight_decay=config.train.weight_decay)
-    if config.train.float32_optimizer and config.model.dtype != "float32":
-      adamw = float32_master(adamw)
-    self.tx = optax.chain(optax.clip_by_global_norm(config.train.max_grad_norm), adamw,
-                          *self._layer_mask())
-    self.graphdef, self.params = nnx.split(self.model)
-    self.trainable = trainable
-    self.opt_state = init_opt_state(self.tx, self.params, trainable)
-    self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
-                                      micro_batches=config.train.micro_batches)
-    self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
-    self.step = 0
-    self.last_eval = None
-    self._stop_requested = False
+      lr = config.train.learning_rate
+      schedule = (optax.linear_schedule(0.0, lr, config.train.warmup_steps)
+                  if config.train.warmup_steps else lr)
+      adamw = optax.adamw(schedule, weight_decay=config.train.weight_decay)
+      if config.train.float32_optimizer and config.model.dtype != "float32":
+        adamw = float32_master(adamw)
+      self.tx = optax.chain(optax.clip_by_global_norm(config.train.max_grad_norm), adamw,
+                            *self._layer_mask())
+      self.graphdef, self.params = nnx.split(self.model)
+      self.trainable = trainable
+      self.opt_state = init_opt_state(self.tx, self.params, trainable)
+      self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
+                                        micro_batches=config.train.micro_batches)
+      self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
+      self.step = 0
+      self.last_eval = None
+      self._stop_requested = False
 
   # -- setup helpers -------------------------------------------------------------------
 
@@ -318,6 +320,10 @@ class Trainer:
 
   def train(self):
     """Runs (or resumes) to config.train.steps; returns the final evaluation."""
+    with jax.set_mesh(self.mesh):
+      return self._train()
+
+  def _train(self):
     c = self.config
     resumed = self.restore_latest()
     writer = MetricsWriter(self.workdir, resume_step=self.step, enabled=self.is_primary)
