@@ -25,7 +25,9 @@ _MASKED = -1e30
 class KVCache:
   """Keys and values of every layer for a fixed number of slots S.
 
-  k, v:  [L, B, S, K, head_dim] in the parameter dtype.
+  k:     [L, B, K, S, head_dim] and v: [L, B, K, head_dim, S], in the parameter dtype: a
+         layer's slice is then the operand of the attention dots as it lies, with no
+         transpose (XLA:CPU's fast dots want the contracted axis last).
   mask:  [B, S] bool, True where the slot holds a real (non-pad) token.
   index: int32 scalar, the next slot to write.
   """
@@ -36,8 +38,9 @@ class KVCache:
 
 
 def init_cache(config: ModelConfig, batch: int, slots: int, dtype=jnp.float32) -> KVCache:
-  shape = (config.num_hidden_layers, batch, slots, config.num_key_value_heads, config.head_dim)
-  return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+  L, K, hd = config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+  return KVCache(k=jnp.zeros((L, batch, K, slots, hd), dtype),
+                 v=jnp.zeros((L, batch, K, hd, slots), dtype),
                  mask=jnp.zeros((batch, slots), bool), index=jnp.zeros((), jnp.int32))
 
 
@@ -194,10 +197,12 @@ class Decoder(nnx.Module):
         q = rms_norm(q, p["q_norm"], c.rms_norm_eps)
         k = rms_norm(k, p["k_norm"], c.rms_norm_eps)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+      k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 3, 1)  # KVCache layouts
       if kv is not None:
-        at = (i, 0, cache.index, 0, 0)
-        kv = (jax.lax.dynamic_update_slice(kv[0], k[None].astype(kv[0].dtype), at),
-              jax.lax.dynamic_update_slice(kv[1], v[None].astype(kv[1].dtype), at))
+        kv = (jax.lax.dynamic_update_slice(kv[0], k[None].astype(kv[0].dtype),
+                                           (i, 0, 0, cache.index, 0)),
+              jax.lax.dynamic_update_slice(kv[1], v[None].astype(kv[1].dtype),
+                                           (i, 0, 0, 0, cache.index)))
         k_all, v_all = kv[0][i], kv[1][i]
       else:
         k_all, v_all = k, v
@@ -267,13 +272,13 @@ class Decoder(nnx.Module):
 
 
 def _attention(q, k, v, allowed):
-  """Grouped-query attention. q [B,T,H,hd]; k, v [B,S,K,hd]; allowed [B,1,1,T,S]."""
+  """Grouped-query attention. q [B,T,H,hd]; k [B,K,S,hd]; v [B,K,hd,S]; allowed [B,1,1,T,S]."""
   B, T, H, hd = q.shape
-  K = k.shape[2]
+  K = k.shape[1]
   q = q.reshape(B, T, K, H // K, hd)
-  scores = jnp.einsum("btkgd,bskd->bkgts", q, k,
+  scores = jnp.einsum("btkgd,bksd->bkgts", q, k,
                       preferred_element_type=jnp.float32) / math.sqrt(hd)
   scores = jnp.where(allowed, scores, _MASKED)
   probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+  out = jnp.einsum("bkgts,bkds->btkgd", probs, v)
   return out.reshape(B, T, H * hd)
