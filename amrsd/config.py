@@ -22,6 +22,9 @@ def default_config() -> ml_collections.ConfigDict:
   # What the backward pass keeps of each block, the rest recomputed: none | full (only
   # the block input) | save_dots (the weight matmuls' outputs, not attention scores).
   c.model.remat = "none"
+  # Scan the blocks (compile one) or unroll them (compile all; XLA may overlap a layer's
+  # weight gathers with the previous layer). Checkpoints are the same either way.
+  c.model.scan_layers = True
 
   c.data = ml_collections.ConfigDict()
   c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path

@@ -1,7 +1,9 @@
 """The decoder: one Flax NNX module for Llama / SmolLM2 / Qwen2 / Qwen3.
 
 The transformer blocks keep their parameters stacked along a leading layer axis and
-run under `jax.lax.scan`, so a 30-layer model compiles one block, not thirty. Every
+by default run under `jax.lax.scan`, so a 30-layer model compiles one block, not thirty
+(`scan_layers=False` unrolls them; inference with a KV cache always unrolls them, see
+`Decoder.hidden_states`). Every
 parameter is annotated with a partition spec over the mesh axes
 ("data", "fsdp", "tensor"); the layer axis is never sharded.
 """
@@ -25,19 +27,23 @@ _MASKED = -1e30
 class KVCache:
   """Keys and values of every layer for a fixed number of slots S.
 
-  k, v:  [L, B, S, K, head_dim] in the parameter dtype.
+  k:     L arrays [B, K, S, head_dim], one per layer, in the parameter dtype.
+  v:     L arrays [B, K, head_dim, S]. In these layouts a layer's keys and values are the
+         attention dots' operands as they lie, with no transpose (XLA:CPU's fast dots
+         want the contracted axis last).
   mask:  [B, S] bool, True where the slot holds a real (non-pad) token.
   index: int32 scalar, the next slot to write.
   """
-  k: jax.Array
-  v: jax.Array
+  k: tuple[jax.Array, ...]
+  v: tuple[jax.Array, ...]
   mask: jax.Array
   index: jax.Array
 
 
 def init_cache(config: ModelConfig, batch: int, slots: int, dtype=jnp.float32) -> KVCache:
-  shape = (config.num_hidden_layers, batch, slots, config.num_key_value_heads, config.head_dim)
-  return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+  layers, K, hd = config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+  return KVCache(k=tuple(jnp.zeros((batch, K, slots, hd), dtype) for _ in range(layers)),
+                 v=tuple(jnp.zeros((batch, K, hd, slots), dtype) for _ in range(layers)),
                  mask=jnp.zeros((batch, slots), bool), index=jnp.zeros((), jnp.int32))
 
 
@@ -98,14 +104,19 @@ class Decoder(nnx.Module):
   """Causal language model. Parameters use the layout x @ W (input dim first).
 
   remat: a REMAT_POLICIES name, applied to every block in the backward pass.
+  scan_layers: run the blocks (without a KV cache) as a scan, compiling one block, or
+    unrolled, compiling every block: slower to compile, room for XLA to overlap one
+    layer's weight gathers with the previous layer's compute. Parameters stay stacked
+    either way, so checkpoints do not depend on it.
   """
 
   def __init__(self, config: ModelConfig, *, dtype=jnp.float32, remat: str = "none",
-               rngs: nnx.Rngs):
+               scan_layers: bool = True, rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ValueError(f"remat={remat!r}: choose one of {', '.join(REMAT_POLICIES)}")
     self.config = config
     self.remat = remat
+    self.scan_layers = scan_layers
     # Training only the top blocks: the embedding and the lowest `frozen_layers` blocks
     # run under stop_gradient in their own scan, so no backward pass goes below them.
     self.frozen_layers = 0
@@ -165,8 +176,16 @@ class Decoder(nnx.Module):
     return jnp.dot(hidden, head.astype(hidden.dtype),
                    preferred_element_type=jnp.float32).astype(jnp.float32)
 
-  def hidden_states(self, input_ids, attention_mask=None, *, positions=None, cache=None):
-    """Final normed hidden states [B, T, D] (parameter dtype) and the updated cache."""
+  def hidden_states(self, input_ids, attention_mask=None, *, positions=None, cache=None,
+                    layers=None):
+    """Final normed hidden states [B, T, D] (parameter dtype) and the updated cache.
+
+    With a cache (inference) the blocks run as an unrolled loop over per-layer weights:
+    a scan slices them out of the stacked [L, ...] arrays, which XLA:CPU does by copying
+    each layer's weights, at every decode step. layers: those per-layer weights
+    (`split_layers`), so that a decode loop splits them once, outside the loop; by
+    default they are split here.
+    """
     c = self.config
     B, T = input_ids.shape
     if attention_mask is None:
@@ -189,15 +208,10 @@ class Decoder(nnx.Module):
     allowed = (jnp.arange(slots)[None, :] <= query_slots[:, None])[None] & key_mask[:, None, :]
     allowed = allowed[:, None, None]
 
-    layers = self.layer_weights()
     inv_freq = rope_frequencies(c)
 
-    def block(carry, layer):
-      # The whole cache [L, ...] rides in the carry and each layer writes its new keys
-      # and values in place: scanning over per-layer cache slices would copy the full
-      # cache at every decode step.
-      x, kv = carry
-      p, i = layer
+    def block(x, p, kv):
+      """One block on layer weights p; kv: this layer's cache (keys, values) or None."""
       h = rms_norm(x, p["attn_norm"], c.rms_norm_eps)
       q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
       if c.attention_bias:
@@ -209,35 +223,51 @@ class Decoder(nnx.Module):
         q = rms_norm(q, p["q_norm"], c.rms_norm_eps)
         k = rms_norm(k, p["k_norm"], c.rms_norm_eps)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+      k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 3, 1)  # KVCache layouts
       if kv is not None:
-        at = (i, 0, cache.index, 0, 0)
-        kv = (jax.lax.dynamic_update_slice(kv[0], k[None].astype(kv[0].dtype), at),
-              jax.lax.dynamic_update_slice(kv[1], v[None].astype(kv[1].dtype), at))
-        k_all, v_all = kv[0][i], kv[1][i]
-      else:
-        k_all, v_all = k, v
-      x = x + _attention(q, k_all, v_all, allowed) @ p["wo"]
+        kv = (jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype),
+                                           (0, 0, cache.index, 0)),
+              jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype),
+                                           (0, 0, 0, cache.index)))
+        k, v = kv
+      x = x + _attention(q, k, v, allowed) @ p["wo"]
       h = rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
       x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
-      return (x, kv), None
+      return x, kv
 
-    if self.remat != "none":
-      block = jax.checkpoint(block, policy=REMAT_POLICIES[self.remat])
-    kv = None if cache is None else (cache.k, cache.v)
+    if cache is None:
+      if self.remat != "none":
+        block = jax.checkpoint(block, policy=REMAT_POLICIES[self.remat])
+      return rms_norm(self._run_blocks(block, x), self.final_norm[...], c.rms_norm_eps), None
+    keys, values = [], []
+    for p, kv in zip(self.split_layers() if layers is None else layers, zip(cache.k, cache.v)):
+      x, (k, v) = block(x, p, kv)
+      keys.append(k)
+      values.append(v)
+    new_cache = KVCache(k=tuple(keys), v=tuple(values), mask=key_mask, index=cache.index + T)
+    return rms_norm(x, self.final_norm[...], c.rms_norm_eps), new_cache
+
+  def _run_blocks(self, block, x):
+    """The blocks without a cache: scanned, or unrolled over static slices (scan_layers)."""
+    def run(x, layers):
+      if self.scan_layers:
+        return jax.lax.scan(lambda x, p: (block(x, p, None)[0], None), x, layers)[0]
+      for i in range(jax.tree.leaves(layers)[0].shape[0]):
+        x = block(x, _layer(layers, i), None)[0]
+      return x
+
+    layers = self.layer_weights()
     frozen = self.frozen_layers
-    if frozen and cache is None:
+    if frozen:
       below = jax.tree.map(lambda a: jax.lax.stop_gradient(a[:frozen]), layers)
-      (x, _), _ = jax.lax.scan(block, (jax.lax.stop_gradient(x), None),
-                               (below, jnp.arange(frozen)))
+      x = jax.lax.stop_gradient(run(jax.lax.stop_gradient(x), below))
       layers = jax.tree.map(lambda a: a[frozen:], layers)
-      x = jax.lax.stop_gradient(x)
-    count = jax.tree.leaves(layers)[0].shape[0]
-    (x, kv), _ = jax.lax.scan(block, (x, kv), (layers, jnp.arange(count)))
-    hidden = rms_norm(x, self.final_norm[...], c.rms_norm_eps)
-    new_cache = None
-    if cache is not None:
-      new_cache = KVCache(k=kv[0], v=kv[1], mask=key_mask, index=cache.index + T)
-    return hidden, new_cache
+    return run(x, layers)
+
+  def split_layers(self) -> list[dict[str, jax.Array]]:
+    """`layer_weights` as one dict per layer (each a copy of its slice)."""
+    layers = self.layer_weights()
+    return [_layer(layers, i) for i in range(self.config.num_hidden_layers)]
 
   def layer_weights(self) -> dict[str, jax.Array]:
     """Stacked block weights [L, ...] by name, with LoRA deltas (if any) merged in."""
@@ -281,14 +311,18 @@ class Decoder(nnx.Module):
     return names
 
 
+def _layer(layers, i):
+  return jax.tree.map(lambda a: a[i], layers)
+
+
 def _attention(q, k, v, allowed):
-  """Grouped-query attention. q [B,T,H,hd]; k, v [B,S,K,hd]; allowed [B,1,1,T,S]."""
+  """Grouped-query attention. q [B,T,H,hd]; k [B,K,S,hd]; v [B,K,hd,S]; allowed [B,1,1,T,S]."""
   B, T, H, hd = q.shape
-  K = k.shape[2]
+  K = k.shape[1]
   q = q.reshape(B, T, K, H // K, hd)
-  scores = jnp.einsum("btkgd,bskd->bkgts", q, k,
+  scores = jnp.einsum("btkgd,bksd->bkgts", q, k,
                       preferred_element_type=jnp.float32) / math.sqrt(hd)
   scores = jnp.where(allowed, scores, _MASKED)
   probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+  out = jnp.einsum("bkgts,bkds->btkgd", probs, v)
   return out.reshape(B, T, H * hd)

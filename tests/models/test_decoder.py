@@ -140,3 +140,32 @@ def test_remat_policies_change_memory_not_gradients(policy, frozen):
 def test_unknown_remat_policy_names_the_choices():
   with pytest.raises(ValueError, match="choose one of none, full, save_dots"):
     models.Decoder(tiny_config(), remat="some", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("frozen", [0, 1])
+def test_unrolled_layers_give_the_scanned_logits_gradients_and_parameters(frozen):
+  ids = np.random.default_rng(1).integers(0, 128, (2, 9)).astype(np.int32)
+
+  def run(scan_layers):
+    model = models.Decoder(tiny_config(), scan_layers=scan_layers, rngs=nnx.Rngs(0))
+    model.frozen_layers = frozen
+    graphdef, state = nnx.split(model)
+
+    def loss(state):
+      logits = nnx.merge(graphdef, state)(ids)
+      return jnp.mean(jax.nn.log_softmax(logits)[:, :-1].take(ids[0, 1:], axis=-1)), logits
+
+    (_, logits), grads = jax.value_and_grad(loss, has_aux=True)(state)
+    jaxpr = str(jax.make_jaxpr(loss)(state))
+    return logits, grads, state, jaxpr
+
+  scanned, unrolled = run(True), run(False)
+  assert "scan" in scanned[3] and "scan" not in unrolled[3]
+  np.testing.assert_allclose(unrolled[0], scanned[0], rtol=1e-5, atol=1e-5)
+  # The same parameter tree (names, shapes): a checkpoint does not depend on the option.
+  shapes = lambda state: {path: v[...].shape for path, v in nnx.to_flat_state(state)}
+  assert shapes(unrolled[2]) == shapes(scanned[2])
+  for a, b in zip(jax.tree.leaves(unrolled[1]), jax.tree.leaves(scanned[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  frozen_grad = np.asarray(unrolled[1]["wq"][...][:frozen])
+  assert not frozen_grad.any()  # frozen blocks get no gradient when unrolled either
