@@ -4,7 +4,9 @@ SmolLM2-135M-Instruct (GGUF) by default, batch 16, 64-token prompts, 128 new tok
 greedy. In the same run: transformers + PyTorch CPU (the reference venv, a subprocess
 with the same prompt token ids and 2 threads), the memory bandwidth and matmul FLOP/s
 of this machine, and from them the roofline of one decode step:
-max(weight bytes / bandwidth, step FLOPs / matmul FLOP/s).
+max(weight bytes / bandwidth, step FLOPs / matmul FLOP/s). Also the step's weight
+matmuls timed alone, on the same weights and batch: the part of a decode step that no
+change to attention, sampling or the loop around them can make faster.
 """
 
 import json
@@ -72,6 +74,7 @@ def main(argv):
   weight_bytes, step_flops = decode_step_cost(model, _BATCH.value,
                                               _PROMPT_TOKENS.value + new_tokens // 2)
   roofline = max(weight_bytes / bandwidth, step_flops / flops_rate)
+  dots_seconds = time_weight_dots(jax, jnp, model, _BATCH.value)
 
   reference = run_reference(path, prompt_ids, new_tokens)
   ref_ids = np.asarray(reference["completion_ids"], np.int32)
@@ -98,6 +101,8 @@ def main(argv):
         f"ms, step {step_flops / 1e9:.2f} GFLOP -> {step_flops / flops_rate * 1e3:.2f} ms")
   print(f"decode step     {step_seconds * 1e3:.2f} ms vs roofline {roofline * 1e3:.2f} ms: "
         f"{step_seconds / roofline:.2f}x (goal <= 2x)")
+  print(f"weight dots     {dots_seconds * 1e3:.2f} ms alone ({dots_seconds / roofline:.2f}x the "
+        f"roofline): every block matmul and the head at batch {_BATCH.value}, nothing else")
 
 
 def exact_length_prompts(tokenizer, batch, length):
@@ -137,6 +142,37 @@ def measure_matmul_flops(jax, jnp, size=2048, repeats=3):
   matmul(a, a).block_until_ready()
   best = min(_timed(lambda: matmul(a, a).block_until_ready()) for _ in range(repeats))
   return 2 * size**3 / best
+
+
+def time_weight_dots(jax, jnp, model, batch, steps=20, repeats=3):
+  """Seconds per step of only a decode step's weight matmuls, on the model's own weights.
+
+  Each step feeds every block matrix and the head a [batch, in] input that depends on the
+  previous step (so that nothing is hoisted out of the loop) and keeps one sum per output.
+  """
+  from flax import nnx
+  graphdef, state = nnx.split(model)
+
+  def run(state):
+    # Weights are arguments, split per layer once before the loop, as in the decode loop.
+    model = nnx.merge(graphdef, state)
+    matrices = [w for p in model.split_layers() for w in p.values() if w.ndim == 2]
+    # Inputs are real arrays: a dot of a broadcast constant is folded into a reduction.
+    inputs = {n: jax.random.normal(jax.random.key(n), (batch, n), matrices[0].dtype)
+              for n in {w.shape[0] for w in matrices} | {model.config.hidden_size}}
+
+    def step(i, carry):
+      # One small add per input shape carries the previous step in; the dots of a step
+      # are independent of each other, as most are in a block.
+      x = {n: a + carry * 1e-9 for n, a in inputs.items()}
+      outputs = [jnp.sum(x[w.shape[0]] @ w) for w in matrices]
+      return sum(outputs) + jnp.sum(model.unembed(x[model.config.hidden_size]))
+
+    return jax.lax.fori_loop(0, steps, step, jnp.zeros((), jnp.float32))
+
+  run = jax.jit(run)
+  run(state).block_until_ready()
+  return min(_timed(lambda: run(state).block_until_ready()) for _ in range(repeats)) / steps
 
 
 def decode_step_cost(model, batch, context):
