@@ -115,23 +115,27 @@ def jax_leaves(state):
   return [v[...] for _, v in nnx.to_flat_state(state)]
 
 
+def train_signals(frozen, **options):
+  """(logits, gradients, parameter state, gradient jaxpr) of a tiny Decoder built with options."""
+  ids = np.random.default_rng(0).integers(0, 128, (2, 9)).astype(np.int32)
+  model = models.Decoder(tiny_config(), rngs=nnx.Rngs(0), **options)
+  model.frozen_layers = frozen
+  graphdef, state = nnx.split(model)
+
+  def loss(state):
+    logits = nnx.merge(graphdef, state)(ids)
+    return -jnp.mean(jax.nn.log_softmax(logits)[:, :-1].take(ids[0, 1:], axis=-1)), logits
+
+  grad = jax.grad(loss, has_aux=True)
+  grads, logits = grad(state)
+  return logits, grads, state, str(jax.make_jaxpr(grad)(state))
+
+
 @pytest.mark.parametrize("frozen", [0, 1])
 @pytest.mark.parametrize("policy", ["full", "save_dots"])
 def test_remat_policies_change_memory_not_gradients(policy, frozen):
-  ids = np.random.default_rng(0).integers(0, 128, (2, 9)).astype(np.int32)
-
-  def gradients(remat):
-    model = models.Decoder(tiny_config(), remat=remat, rngs=nnx.Rngs(0))
-    model.frozen_layers = frozen
-    graphdef, state = nnx.split(model)
-
-    def loss(state):
-      logits = nnx.merge(graphdef, state)(ids)
-      return -jnp.mean(jax.nn.log_softmax(logits)[:, :-1].take(ids[0, 1:], axis=-1))
-
-    return jax.grad(loss)(state), str(jax.make_jaxpr(jax.grad(loss))(state))
-
-  (expected, plain), (got, rematted) = gradients("none"), gradients(policy)
+  _, expected, _, plain = train_signals(frozen, remat="none")
+  _, got, _, rematted = train_signals(frozen, remat=policy)
   assert "remat" in rematted and "remat" not in plain  # the policy is applied
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
@@ -144,22 +148,7 @@ def test_unknown_remat_policy_names_the_choices():
 
 @pytest.mark.parametrize("frozen", [0, 1])
 def test_unrolled_layers_give_the_scanned_logits_gradients_and_parameters(frozen):
-  ids = np.random.default_rng(1).integers(0, 128, (2, 9)).astype(np.int32)
-
-  def run(scan_layers):
-    model = models.Decoder(tiny_config(), scan_layers=scan_layers, rngs=nnx.Rngs(0))
-    model.frozen_layers = frozen
-    graphdef, state = nnx.split(model)
-
-    def loss(state):
-      logits = nnx.merge(graphdef, state)(ids)
-      return jnp.mean(jax.nn.log_softmax(logits)[:, :-1].take(ids[0, 1:], axis=-1)), logits
-
-    (_, logits), grads = jax.value_and_grad(loss, has_aux=True)(state)
-    jaxpr = str(jax.make_jaxpr(loss)(state))
-    return logits, grads, state, jaxpr
-
-  scanned, unrolled = run(True), run(False)
+  scanned, unrolled = train_signals(frozen), train_signals(frozen, scan_layers=False)
   assert "scan" in scanned[3] and "scan" not in unrolled[3]
   np.testing.assert_allclose(unrolled[0], scanned[0], rtol=1e-5, atol=1e-5)
   # The same parameter tree (names, shapes): a checkpoint does not depend on the option.
