@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 
 import jax
@@ -327,6 +328,9 @@ class Trainer:
   def _train(self):
     c = self.config
     resumed = self.restore_latest()
+    if resumed and self.is_primary:
+      print(f"resumed from step {self.step} of {c.train.steps} ({self.checkpointer.directory})",
+            file=sys.stderr, flush=True)
     writer = MetricsWriter(self.workdir, resume_step=self.step, enabled=self.is_primary)
     previous = signal.signal(signal.SIGTERM, self.request_stop)
     try:

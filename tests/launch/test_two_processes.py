@@ -1,12 +1,13 @@
 """Two CPU processes on loopback form one JAX process group through launch/multi_gpu.sh:
-they share one mesh, and two training steps of amrsd.train across them match the same
-run in one process."""
+they share one mesh, and two training steps of amrsd.train across them, killed after the
+first checkpoint and resumed, match the same run in one process uninterrupted."""
 
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import jax
@@ -36,8 +37,8 @@ def test_two_processes_share_one_mesh():
   port = _free_port()
   # The worker's JSON line; gloo (CPU collectives) prints its own lines too.
   outputs = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-             for out in _run_two(port, ["--", sys.executable, "-m", "tests.launch.two_process_worker"],
-                                 timeout_s=MESH_TIMEOUT_S)]
+             for out, _ in _run_two(port, ["--", sys.executable, "-m", "tests.launch.two_process_worker"],
+                                    timeout_s=MESH_TIMEOUT_S)]
 
   batch = np.arange(ROWS * COLS, dtype=np.float32).reshape(ROWS, COLS)
   for pid, result in enumerate(outputs):
@@ -55,10 +56,15 @@ def test_two_processes_share_one_mesh():
     assert "each process must hold its own block of batch rows" in result["replicated_rows_error"]
 
 
-def test_two_processes_train_like_one(tmp_path):
+def test_two_processes_killed_and_resumed_train_like_one(tmp_path):
   two, one = tmp_path / "two", tmp_path / "one"
-  _run_two(_free_port(), ["--python", sys.executable, f"--config.workdir={two}", *TRAIN_FLAGS],
-           timeout_s=TRAIN_TIMEOUT_S)
+  args = ["--python", sys.executable, f"--config.workdir={two}", *TRAIN_FLAGS]
+  # A preempted slice: both processes SIGKILLed once step 1's checkpoint is on disk, then
+  # the same command again.
+  _run_two(_free_port(), args, timeout_s=TRAIN_TIMEOUT_S,
+           kill_when=lambda: (two / "checkpoints" / "1").is_dir())
+  (_, err), _ = _run_two(_free_port(), args, timeout_s=TRAIN_TIMEOUT_S)
+  assert "resumed from step 1 of 2" in err, err[-3000:]
   env = _clean_env(devices=8)
   done = subprocess.run([sys.executable, "-m", "amrsd.train", f"--config.workdir={one}",
                          *TRAIN_FLAGS], cwd=REPO, env=env, capture_output=True, text=True,
@@ -92,27 +98,44 @@ def _assert_same_run(two, one):
   assert differing <= 1e-6 * entries, f"{differing} of {entries} weights differ"
 
 
-def _run_two(port, args, *, timeout_s):
-  """Runs launch/multi_gpu.sh as processes 0 and 1 on loopback; returns their stdouts."""
+def _run_two(port, args, *, timeout_s, kill_when=None):
+  """Runs launch/multi_gpu.sh as processes 0 and 1 on loopback; returns their (stdout, stderr).
+
+  kill_when: a condition polled while they run; once it holds both get SIGKILL.
+  """
   env = _clean_env(devices=4)  # eight devices in the global mesh
-  procs = [subprocess.Popen(
-      ["bash", "launch/multi_gpu.sh", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-       "--process-id", str(i), "--init-timeout", "60", *args],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  outputs = []
-  try:
-    deadline = time.monotonic() + timeout_s
-    for proc in procs:
-      out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-      assert proc.returncode == 0, f"process exited {proc.returncode}:\n{err[-3000:]}"
-      outputs.append(out)
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-  return outputs
+  with tempfile.TemporaryDirectory() as logs:
+    # Files, not pipes: nobody reads a pipe while the processes run, and a full one stalls them.
+    files = [(open(f"{logs}/{i}.out", "w+"), open(f"{logs}/{i}.err", "w+")) for i in range(2)]
+    procs = [subprocess.Popen(
+        ["bash", "launch/multi_gpu.sh", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+         "--process-id", str(i), "--init-timeout", "60", *args],
+        cwd=REPO, env=env, stdout=out, stderr=err, text=True) for i, (out, err) in enumerate(files)]
+    read = lambda f: (f.seek(0), f.read())[1]
+    try:
+      deadline = time.monotonic() + timeout_s
+      while kill_when is not None and not kill_when():
+        ended = [read(err) for p, (_, err) in zip(procs, files) if p.poll() is not None]
+        assert not ended, "a process ended before the kill:\n" + ended[0][-3000:]
+        assert time.monotonic() < deadline, "the kill condition never held"
+        time.sleep(0.2)
+      outputs = []
+      for proc, (out, err) in zip(procs, files):
+        if kill_when is not None:
+          proc.kill()
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        assert kill_when or proc.returncode == 0, \
+            f"process exited {proc.returncode}:\n{read(err)[-3000:]}"
+        outputs.append((read(out), read(err)))
+      return outputs
+    finally:
+      for proc in procs:
+        if proc.poll() is None:
+          proc.kill()
+          proc.wait()
+      for out, err in files:
+        out.close()
+        err.close()
 
 
 def _clean_env(*, devices):
