@@ -55,3 +55,39 @@ def abstract_like(tree):
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
       tree)
+
+
+def _read_only_manager(workdir: str):
+  """A manager over workdir/checkpoints that writes nothing; FileNotFoundError names the
+  folder when there is no checkpoint (nothing is created under a wrong path)."""
+  directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+  manager = None
+  if os.path.isdir(directory):
+    manager = ocp.CheckpointManager(directory,
+                                    options=ocp.CheckpointManagerOptions(read_only=True))
+  if manager is None or manager.latest_step() is None:
+    raise FileNotFoundError(f"{workdir}: no checkpoint found under {directory}")
+  return manager
+
+
+def read_latest_meta(workdir: str) -> tuple[int, dict]:
+  """(step, run metadata) of the latest checkpoint in workdir, read only; the metadata's
+  "config" is the config the run was trained with."""
+  manager = _read_only_manager(workdir)
+  step = manager.latest_step()
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  manager.close()
+  return step, meta
+
+
+def restore_params(workdir: str, step: int, abstract_params):
+  """The "params" of checkpoint `step` in workdir (for evaluation: the optimizer state
+  is not read). abstract_params: ShapeDtypeStructs with shardings (abstract_like)."""
+  manager = _read_only_manager(workdir)
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+      item={"params": abstract_params}, partial_restore=True,
+      restore_args=jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding,
+                                                               dtype=x.dtype),
+                                {"params": abstract_params}))))
+  manager.close()
+  return restored["state"]["params"]

@@ -15,10 +15,9 @@ amrsd.compare_report writes out_dir/report.md with PNG figures from the files on
 Stages: all (default) | train | eval (score + report) | report (redraw only).
 
 A single run can be reproduced from its saved config:
-  python -m amrsd.train --config=amrsd/compare.py:OUT_DIR/<run>/run_config.json
+  python -m amrsd.train --config=amrsd/config.py:OUT_DIR/<run>/run_config.json
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -28,106 +27,18 @@ import time
 
 import ml_collections
 import numpy as np
+from absl import app, flags, logging
 
-RUN_CONFIG = "run_config.json"
-SCORES = "heldout_scores.json"
-BASE = "base"
+from amrsd import config as config_lib
+from amrsd.compare_plan import (BASE, RUN_CONFIG, SCORES, RunSpec, is_finished, plan,
+                                run_config, score_settings, scores_current, validate)
 
-
-def get_config(path):
-  """A run config saved by this module (lets this file serve as --config for amrsd.train).
-
-  The saved values are laid over amrsd.config.default_config(), so a field added to the
-  defaults after the file was written gets its default (a resumed comparison keeps working),
-  and JSON lists become tuples where the default is a tuple."""
-  from amrsd.config import default_config
-  with open(path) as f:
-    saved = json.load(f)
-  config = default_config()
-  _overlay(config, saved, path)
-  return config
-
-
-def _overlay(config, values, where, prefix=""):
-  for key, value in values.items():
-    if key not in config:
-      config[key] = value            # free-form groups (prompts, task_args) take new keys
-    elif isinstance(config[key], ml_collections.ConfigDict):
-      if not isinstance(value, dict):
-        raise ValueError(f"{where}: field {prefix}{key} must be a group, got {value!r}")
-      _overlay(config[key], value, where, prefix=f"{prefix}{key}.")
-    elif isinstance(config[key], tuple):
-      config[key] = tuple(value)
-    else:
-      config[key] = value
-
-
-# -- the plan --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-  """One training run: name (folder under out_dir), method, seed, steps, and for a
-  long-horizon run the main run it continues (source, else None)."""
-  name: str
-  method: str
-  seed: int
-  steps: int
-  source: str | None = None
-
-
-def plan(cfg) -> list[RunSpec]:
-  """Main runs seed-major (a partial comparison covers every method), then long runs."""
-  runs = [RunSpec(f"{m}_seed{s}", m, int(s), cfg.steps) for s in cfg.seeds for m in cfg.methods]
-  if cfg.long_steps > cfg.steps:
-    runs += [RunSpec(f"{m}_seed{s}_long", m, int(s), cfg.long_steps, source=f"{m}_seed{s}")
-             for s in cfg.long_seeds for m in cfg.methods]
-  return runs
-
-
-def validate(cfg) -> None:
-  from amrsd.config import METHODS
-  unknown = [m for m in cfg.methods if m not in METHODS]
-  if unknown or not cfg.methods:
-    raise ValueError(f"config.methods={tuple(cfg.methods)}: choose from {', '.join(METHODS)}")
-  if not cfg.seeds:
-    raise ValueError("config.seeds is empty; give at least one seed, e.g. (0, 1)")
-  if cfg.steps < 1:
-    raise ValueError(f"config.steps={cfg.steps} must be >= 1")
-  missing = [s for s in cfg.long_seeds if s not in tuple(cfg.seeds)]
-  if cfg.long_steps > cfg.steps and missing:
-    raise ValueError(f"config.long_seeds={tuple(cfg.long_seeds)}: seeds {missing} are not in "
-                     f"config.seeds={tuple(cfg.seeds)} (a long run continues a main run)")
-  if not 0 < cfg.collapse_margin < 1:
-    raise ValueError(f"config.collapse_margin={cfg.collapse_margin} must be in (0, 1)")
-
-
-def run_config(cfg, spec: RunSpec):
-  """The amrsd.train config of one run: cfg.run with method, seed, steps and workdir set."""
-  from amrsd import config as config_lib
-  c = ml_collections.ConfigDict(cfg.run.to_dict())
-  c.algorithm.name = spec.method
-  c.seed = spec.seed
-  c.train.steps = spec.steps
-  c.workdir = os.path.join(cfg.out_dir, spec.name)
-  # The anneal horizon is pinned to the main runs' so a long run is their continuation.
-  if c.algorithm.anneal_steps <= 0:
-    c.algorithm.anneal_steps = max(1, cfg.steps // 2)
-  c.log.progress = False
-  config_lib.validate(c)
-  return c
-
-
-def is_finished(workdir, steps) -> bool:
-  """True when the run in workdir wrote its final evaluation at `steps`."""
-  path = os.path.join(workdir, "final_eval.json")
-  if not os.path.exists(path):
-    return False
-  try:
-    with open(path) as f:
-      return int(json.load(f).get("step", -1)) == steps
-  except (json.JSONDecodeError, ValueError, OSError):
-    return False
+_CONFIG = config_lib.define_config_flag(
+    "amrsd.compare", None, "Comparison recipe, e.g. configs/compare_cpu.py:quick; override "
+    "fields with --config.<field>=<value> (the training run's with --config.run.<field>=...).")
+_STAGE = flags.DEFINE_enum("stage", "all", ("all", "train", "eval", "report"),
+                           "all: train, score, report; train: only the runs; eval: score "
+                           "finished runs + report; report: only the report from files on disk.")
 
 
 def seed_long_run(out_dir, spec: RunSpec) -> bool:
@@ -176,7 +87,8 @@ def train_all(cfg, log=print) -> dict:
     path = os.path.join(workdir, RUN_CONFIG)
     with open(path, "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-    command = [python, "-m", "amrsd.train", f"--config={os.path.abspath(__file__)}:{path}"]
+    command = [python, "-m", "amrsd.train",
+               f"--config={os.path.abspath(config_lib.__file__)}:{path}"]
     log(f"[compare] {spec.name}: training to step {spec.steps}")
     start = time.time()
     with open(os.path.join(workdir, "train.log"), "a") as out:
@@ -192,67 +104,54 @@ def train_all(cfg, log=print) -> dict:
 
 def heldout_records(cfg, run_cfg) -> list[dict]:
   """The final_eval.size held-out problems every run is scored on (same for all runs)."""
-  from amrsd.trainer import open_sources
+  from amrsd.run_setup import open_sources
   c = ml_collections.ConfigDict(run_cfg.to_dict())
   c.seed = cfg.final_eval.seed
   source = open_sources(c)[1]
   return [source[i] for i in range(min(cfg.final_eval.size, len(source)))]
 
 
-def eval_sets(cfg, run_cfg, task_template) -> dict:
+def eval_sets(cfg, run_cfg) -> dict:
   """{set name: (records, verifier name, prompt template)}: final_eval.benchmarks (names
-  of amrsd.evaluate.BENCHMARKS read from final_eval.data_dir) or, when that is empty, the
+  of amrsd.scoring.BENCHMARKS read from final_eval.data_dir) or, when that is empty, the
   task's own held-out split ("heldout")."""
+  from amrsd.run_setup import task_template
   e = cfg.final_eval
   if not e.benchmarks:
-    return {"heldout": (heldout_records(cfg, run_cfg), run_cfg.data.verifier, task_template)}
+    return {"heldout": (heldout_records(cfg, run_cfg), run_cfg.data.verifier,
+                        task_template(run_cfg))}
   from amrsd.data import FileSource
-  from amrsd.evaluate import BENCHMARKS
+  from amrsd.scoring import BENCHMARKS, resolve_benchmark
   sets = {}
   for name in e.benchmarks:
     if name not in BENCHMARKS:
       raise ValueError(f"config.final_eval.benchmarks: unknown {name!r}; known: "
                        f"{', '.join(BENCHMARKS)}")
-    file, verifier, template = BENCHMARKS[name]
-    path = os.path.join(e.data_dir, file)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{path} not found; set config.final_eval.data_dir to the folder "
-                              "of the benchmark JSONL files")
+    try:
+      path, verifier, template = resolve_benchmark(name, e.data_dir, verifier=None,
+                                                   template=None)
+    except FileNotFoundError as err:
+      raise FileNotFoundError(f"{err}; set config.final_eval.data_dir to the folder of the "
+                              "benchmark JSONL files") from None
     source = FileSource(path)
     count = len(source) if e.size <= 0 else min(e.size, len(source))
     sets[name] = ([source[i] for i in range(count)], verifier, template)
   return sets
 
 
-def score_settings(cfg) -> dict:
-  """What a scores file was computed with; a file with other settings is redone."""
-  e = cfg.final_eval
-  return {"size": e.size, "k": e.samples, "temperature": e.temperature, "eval_seed": e.seed,
-          "greedy": bool(e.greedy), "benchmarks": list(e.benchmarks),
-          "max_new_tokens": e.max_new_tokens}
-
-
-def scores_current(path, cfg, step) -> bool:
-  """True when path holds scores of checkpoint `step` computed with cfg's settings."""
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    s = json.load(f)
-  return s.get("step") == step and s.get("settings") == score_settings(cfg)
-
-
 def score_all(cfg, log=print) -> None:
   """Scores the base model and every finished main run's final checkpoint on the evaluation
   sets (greedy and final_eval.samples samples per problem); writes
   <run>/heldout_scores.json, skipped when present for the same step and settings."""
-  import tempfile
-
+  import jax
   from flax import nnx
 
-  from amrsd.checkpointing import Checkpointer, abstract_like
-  from amrsd.evaluate import score_records
+  from amrsd import sharding
+  from amrsd.checkpointing import abstract_like, read_latest_meta, restore_params
   from amrsd.rng import stream
-  from amrsd.trainer import Trainer
+  from amrsd.run_setup import load_policy
+  from amrsd.sampling import Sampler
+  from amrsd.scoring import score_records
   # Long runs are judged on their own curves (collapse), not scored here.
   finished = [s for s in plan(cfg) if not s.source and
               is_finished(os.path.join(cfg.out_dir, s.name), s.steps)]
@@ -261,52 +160,45 @@ def score_all(cfg, log=print) -> None:
       os.path.join(cfg.out_dir, n, SCORES), cfg, k)]
   if not todo:
     return
-  scratch = tempfile.mkdtemp(prefix="amrsd_compare_")
-  try:
-    # One model and sampler for every run: the runs differ only in their weights.
-    c = run_config(cfg, plan(cfg)[0])
-    c.workdir = scratch
-    trainer = Trainer(c)
-    sets = eval_sets(cfg, c, trainer._task_template())
-    e = cfg.final_eval
-    tokens = (e.max_new_tokens if e.max_new_tokens > 0 else
-              c.eval.max_new_tokens if c.eval.max_new_tokens > 0 else c.rollout.max_new_tokens)
-    for name, steps in todo:
-      start = time.time()
-      step = 0
-      if name != BASE:
-        ckpt = Checkpointer(os.path.join(cfg.out_dir, name), keep=c.checkpoint.keep)
-        step = ckpt.latest_step()
-        state, _ = ckpt.restore(step, abstract_like({"params": trainer.params,
-                                                     "opt_state": trainer.opt_state}))
-        ckpt.close()
-        nnx.update(trainer.model, state["params"])
-      out = {"run": name, "step": step, "settings": score_settings(cfg), "sets": {}}
-      for set_name, (records, verifier, template) in sets.items():
-        kwargs = dict(template=template, max_new_tokens=tokens)
-        greedy = (score_records(trainer.sampler, records, verifier, samples=1, temperature=0.0,
-                                seed=0, **kwargs)[:, 0].astype(int).tolist()
-                  if e.greedy else None)
-        sampled = score_records(trainer.sampler, records, verifier, samples=e.samples,
-                                temperature=e.temperature, seed=stream(e.seed, 0, "eval"),
-                                **kwargs)
-        out["sets"][set_name] = {"problems": len(records), "greedy": greedy,
-                                 "sampled": sampled.astype(int).tolist()}
-        log(f"[compare] scored {name} (step {step}) on {set_name}: greedy "
-            f"{np.mean(greedy) if greedy else float('nan'):.3f}, sampled avg@{e.samples} "
-            f"{sampled.mean():.3f}")
-      os.makedirs(os.path.join(cfg.out_dir, name), exist_ok=True)
-      with open(os.path.join(cfg.out_dir, name, SCORES), "w") as f:
-        json.dump(out, f)
-      log(f"[compare] scored {name} in {time.time() - start:.0f} s")
-  finally:
-    shutil.rmtree(scratch, ignore_errors=True)
+  # One model and sampler for every run: the runs differ only in their weights.
+  c = run_config(cfg, plan(cfg)[0])
+  sets = eval_sets(cfg, c)
+  mesh = sharding.make_mesh(c.mesh.shape)
+  with jax.set_mesh(mesh):
+    model, tokenizer, _ = load_policy(c, mesh)
+  sampler = Sampler(model, tokenizer, mesh=mesh, prompt_buckets=tuple(c.rollout.prompt_buckets))
+  initial = nnx.state(model)
+  e = cfg.final_eval
+  tokens = (e.max_new_tokens if e.max_new_tokens > 0 else
+            c.eval.max_new_tokens if c.eval.max_new_tokens > 0 else c.rollout.max_new_tokens)
+  for name, steps in todo:
+    start = time.time()
+    step = 0
+    if name != BASE:
+      workdir = os.path.join(cfg.out_dir, name)
+      step, _ = read_latest_meta(workdir)
+      nnx.update(model, restore_params(workdir, step, abstract_like(initial)))
+    out = {"run": name, "step": step, "settings": score_settings(cfg), "sets": {}}
+    for set_name, (records, verifier, template) in sets.items():
+      kwargs = dict(template=template, max_new_tokens=tokens)
+      greedy = (score_records(sampler, records, verifier, samples=1, temperature=0.0,
+                              seed=0, **kwargs)[:, 0].astype(int).tolist()
+                if e.greedy else None)
+      sampled = score_records(sampler, records, verifier, samples=e.samples,
+                              temperature=e.temperature, seed=stream(e.seed, 0, "eval"),
+                              **kwargs)
+      out["sets"][set_name] = {"problems": len(records), "greedy": greedy,
+                               "sampled": sampled.astype(int).tolist()}
+      log(f"[compare] scored {name} (step {step}) on {set_name}: greedy "
+          f"{np.mean(greedy) if greedy else float('nan'):.3f}, sampled avg@{e.samples} "
+          f"{sampled.mean():.3f}")
+    os.makedirs(os.path.join(cfg.out_dir, name), exist_ok=True)
+    with open(os.path.join(cfg.out_dir, name, SCORES), "w") as f:
+      json.dump(out, f)
+    log(f"[compare] scored {name} in {time.time() - start:.0f} s")
 
 
 # -- entry point -----------------------------------------------------------------------
-
-STAGES = ("all", "train", "eval", "report")
-
 
 def machine_description() -> str:
   """e.g. "x86_64, 2 CPU cores, 24 GB RAM" (RAM from /proc/meminfo where there is one)."""
@@ -322,7 +214,6 @@ def machine_description() -> str:
 
 
 def main(argv):
-  from absl import app
   argv_all = sys.argv
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; fields are set with "
@@ -347,14 +238,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app, flags, logging
-  logging.set_verbosity(logging.WARNING)
-  from ml_collections import config_flags
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", None, "Comparison recipe, e.g. configs/compare_cpu.py:quick; override fields "
-      "with --config.<field>=<value> (the training run's with --config.run.<field>=...).")
+  logging.set_verbosity(logging.ERROR)  # orbax warns that a read-only manager saves nothing
   flags.mark_flag_as_required("config")
-  _STAGE = flags.DEFINE_enum("stage", "all", STAGES, "all: train, score, report; train: only "
-                             "the runs; eval: score finished runs + report; report: only the "
-                             "report from files on disk.")
   app.run(main)

@@ -2,13 +2,24 @@
 
 `default_config()` is the embedded default (`python -m amrsd.train` with no flags):
 SmolLM2-135M-Instruct, AMR-SD, a procedural arithmetic task, CPU-sized. Recipes in
-configs/ start from it and change what they need. `validate(config)` rejects bad values
-before anything compiles, naming the valid choices.
+configs/ start from it and change what they need. The `algorithm` group is derived from
+the one algorithm schema, amrsd.algorithms.config.AlgorithmConfig (documented there);
+`algorithm_config(config)` turns a run config into one. `validate(config)` rejects bad
+values before anything compiles, naming the field and the legal values.
+
+This file is also a config file: `--config=amrsd/config.py` is the default, and
+`--config=amrsd/config.py:RUN/run_config.json` reloads a config a run saved as JSON.
 """
+
+import json
+import math
+import re
+import sys
 
 import ml_collections
 
-METHODS = ("grpo", "rlsd", "sdpo", "opsd", "amrsd")
+from amrsd.algorithms import config as algorithm_schema
+from amrsd.algorithms.config import METHODS, AlgorithmConfig
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -37,33 +48,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.max_prompt_tokens = 256  # longer prompts are filtered out (counted in metrics)
   c.data.skip_bad_rows = False    # skip and count malformed rows instead of failing
 
-  c.algorithm = ml_collections.ConfigDict()
-  c.algorithm.name = "amrsd"      # one of METHODS
-  # AMR-SD (ALGORITHMS.md 3.2)
-  c.algorithm.beta0 = 0.5         # initial modulation strength
-  c.algorithm.tau_pos = 0.20      # CIG threshold for A > 0, nats
-  c.algorithm.tau_neg = 0.10      # CIG threshold for A < 0, nats
-  c.algorithm.kappa = 1.0         # cap of the gated CIG
-  c.algorithm.anneal_steps = -1   # K_anneal (AMR-SD) and K (RLSD); -1 = half of train.steps
-  c.algorithm.anneal_schedule = "linear"  # linear | cosine
-  c.algorithm.cig_mode = "multiplicative"  # multiplicative | additive
-  c.algorithm.gate = "relu"       # relu | rlsd_exp_clip
-  c.algorithm.sides = "both"      # both | pos_only | neg_only
-  # RLSD
-  c.algorithm.lam0 = 0.5
-  c.algorithm.eps_w = 0.2
-  # shared policy-gradient loss
-  c.algorithm.eps_lo = 0.2
-  c.algorithm.eps_hi = 0.2        # DAPO clip-higher: 0.28
-  c.algorithm.loss_agg = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
-  c.algorithm.std_norm = True     # False = Dr.GRPO advantages
-  c.algorithm.kl_coef = 0.0       # k3 KL to the initial policy; 0 = off
-  # SDPO / OPSD
-  c.algorithm.sdpo_topk = 100
-  c.algorithm.sdpo_alpha = 0.5
-  c.algorithm.sdpo_is_clip = 2.0
-  c.algorithm.opsd_beta = 0.5
-  c.algorithm.success_threshold = 0.5  # reward at or above which a rollout counts as a success
+  # Every field of amrsd.algorithms.config.AlgorithmConfig (documented there) but
+  # group_size, which is rollout.group_size. Run defaults that differ from the schema's:
+  # AMR-SD, and anneal_steps -1 = half of train.steps (K_anneal of AMR-SD, K of RLSD).
+  c.algorithm = ml_collections.ConfigDict(
+      algorithm_schema.run_defaults(name="amrsd", anneal_steps=-1))
 
   c.reflection = ml_collections.ConfigDict()
   c.reflection.hint_max_tokens = 48   # paper-scale: 128
@@ -118,27 +107,82 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """Lets this module serve as a config file (the --config default of the entry points)."""
-  return default_config()
+def get_config(saved_json: str = "") -> ml_collections.ConfigDict:
+  """The default config, or with a path the config a run saved as JSON (run_config.json
+  of amrsd.compare, the "config" of a checkpoint's metadata) laid over the defaults."""
+  config = default_config()
+  if saved_json:
+    with open(saved_json) as f:
+      overlay(config, json.load(f), saved_json)
+  return config
+
+
+def overlay(config, values: dict, where: str, prefix: str = "") -> None:
+  """Sets config's fields from a nested dict saved earlier. A field added to the defaults
+  after the dict was written keeps its default (old runs still load); JSON lists become
+  tuples where the default is a tuple."""
+  for key, value in values.items():
+    if key not in config:
+      config[key] = value            # free-form groups (prompts, task_args) take new keys
+    elif isinstance(config[key], ml_collections.ConfigDict):
+      if not isinstance(value, dict):
+        raise ValueError(f"{where}: field {prefix}{key} must be a group, got {value!r}")
+      overlay(config[key], value, where, prefix=f"{prefix}{key}.")
+    elif isinstance(config[key], tuple):
+      config[key] = tuple(value)
+    else:
+      config[key] = value
+
+
+def algorithm_config(config) -> AlgorithmConfig:
+  """The AlgorithmConfig of a run config: its algorithm group, rollout.group_size, and the
+  anneal horizon resolved (-1 = half of train.steps)."""
+  fields = config.algorithm.to_dict()
+  if fields["anneal_steps"] <= 0:
+    fields["anneal_steps"] = max(1, config.train.steps // 2)
+  algorithm_schema.check(fields, "config.algorithm")  # names the run config's field
+  return AlgorithmConfig(group_size=config.rollout.group_size, **fields)
 
 
 _CHOICES = {
-    "algorithm.name": METHODS,
     "model.dtype": ("float32", "bfloat16"),
-    "algorithm.anneal_schedule": ("linear", "cosine"),
-    "algorithm.cig_mode": ("multiplicative", "additive"),
-    "algorithm.gate": ("relu", "rlsd_exp_clip"),
-    "algorithm.sides": ("both", "pos_only", "neg_only"),
-    "algorithm.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "model.remat": ("none", "full", "save_dots"),
     "reflection.hint_granularity": ("rollout", "group"),
     "reflection.teacher_context": ("hint", "raw_reference"),
     "train.trainable": ("full", "top_layers", "lora"),
-    "model.remat": ("none", "full", "save_dots"),
 }
-_POSITIVE = ("train.micro_batches", "rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
-             "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",
-             "train.learning_rate", "checkpoint.every_steps")
+# Rule per field: (test, what the message says).
+_RULES = {
+    "rollout.group_size": (lambda v: v > 0, "must be > 0"),
+    "rollout.prompts_per_step": (lambda v: v > 0, "must be > 0"),
+    "rollout.max_new_tokens": (lambda v: v > 0, "must be > 0"),
+    "rollout.temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0 (0 = greedy)"),
+    "rollout.top_p": (lambda v: 0 < v <= 1, "must be in (0, 1] (1 = no nucleus cut)"),
+    "rollout.prompt_buckets": (lambda v: len(v) > 0 and all(b > 0 for b in v) and
+                               list(v) == sorted(set(v)),
+                               "must be increasing positive prompt widths"),
+    "reflection.hint_max_tokens": (lambda v: v > 0, "must be > 0"),
+    "reflection.hint_temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0"),
+    "reflection.peer_max_chars": (lambda v: v > 0, "must be > 0"),
+    "data.max_prompt_tokens": (lambda v: v > 0, "must be > 0"),
+    "train.steps": (lambda v: v > 0, "must be > 0"),
+    "train.learning_rate": (lambda v: 0 < v and math.isfinite(v), "must be > 0"),
+    "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "train.max_grad_norm": (lambda v: v > 0, "must be > 0"),
+    "train.warmup_steps": (lambda v: v >= 0, "must be >= 0"),
+    "train.micro_batches": (lambda v: v > 0, "must be > 0"),
+    "train.top_layers": (lambda v: v > 0, "must be > 0"),
+    "train.lora_rank": (lambda v: v > 0, "must be > 0"),
+    "train.lora_alpha": (lambda v: v > 0, "must be > 0"),
+    "checkpoint.every_steps": (lambda v: v > 0, "must be > 0"),
+    "checkpoint.keep": (lambda v: v > 0, "must be > 0"),
+    "eval.every_steps": (lambda v: v >= 0, "must be >= 0 (0 = only before and after)"),
+    "eval.size": (lambda v: v > 0, "must be > 0"),
+    "eval.max_new_tokens": (lambda v: v == -1 or v > 0, "must be > 0, or -1"),
+    "log.plot_every_steps": (lambda v: v > 0, "must be > 0"),
+    "mesh.shape": (lambda v: len(v) == 3 and all(n == -1 or n > 0 for n in v),
+                   "must be 3 sizes (data, fsdp, tensor), each > 0 or -1"),
+}
 
 
 def get(config, dotted):
@@ -149,18 +193,47 @@ def get(config, dotted):
 
 
 def validate(config) -> None:
-  """Raises ValueError naming the field and the valid choices for any bad value."""
+  """Raises ValueError naming the field and its legal values for any bad value."""
+  from amrsd.algorithms import registry
   for field, choices in _CHOICES.items():
     if get(config, field) not in choices:
       raise ValueError(f"config.{field}={get(config, field)!r} is not valid; choose one of "
                        f"{', '.join(map(str, choices))}")
-  for field in _POSITIVE:
-    if not get(config, field) > 0:
-      raise ValueError(f"config.{field}={get(config, field)!r} must be > 0")
-  if config.rollout.temperature < 0:
-    raise ValueError(f"config.rollout.temperature={config.rollout.temperature} must be >= 0")
-  if len(tuple(config.mesh.shape)) != 3:
-    raise ValueError(f"config.mesh.shape={tuple(config.mesh.shape)} must have 3 entries "
-                     "(data, fsdp, tensor)")
-  if config.algorithm.name in ("grpo", "rlsd", "amrsd", "sdpo") and config.rollout.group_size < 2:
-    raise ValueError("config.rollout.group_size must be >= 2: group advantages need peers")
+  for field, (ok, rule) in _RULES.items():
+    value = get(config, field)
+    if not ok(tuple(value) if isinstance(value, (list, tuple)) else value):
+      raise ValueError(f"config.{field}={value!r} {rule}")
+  algorithm_config(config)
+  method = registry.get(config.algorithm.name)
+  group = config.rollout.group_size
+  if method.needs_peers and group < 2:
+    raise ValueError(f"config.rollout.group_size={group} must be >= 2 for "
+                     f"{method.name}: its advantages compare the rollouts of a group")
+  if method.needs_peers and config.rollout.temperature == 0:
+    raise ValueError(f"config.rollout.temperature=0 with {method.name}: every rollout of a "
+                     "group is the same greedy answer, so every group has zero reward variance "
+                     "and nothing trains; use a temperature > 0 (the recipes use 1.0)")
+  if config.algorithm.kl_coef > 0:
+    raise ValueError(f"config.algorithm.kl_coef={config.algorithm.kl_coef}: the trainer does not "
+                     "compute reference log-probs of the initial policy yet; use 0")
+
+
+def define_config_flag(program: str, default: str | None, help_text: str, **kwargs):
+  """config_flags.DEFINE_config_file("config", ...) for an entry point, where a misspelt
+  --config.<field> (which ml_collections reports while the flag is defined) is one line
+  naming the flag and ml_collections' suggestion, not a traceback."""
+  from ml_collections import config_flags
+  try:
+    return config_flags.DEFINE_config_file("config", default, help_text, **kwargs)
+  except (AttributeError, KeyError) as e:
+    # ml_collections: AttributeError(KeyError("'stpes'\nDid you mean \"steps\" ...")).
+    text = str(e).replace("\\", "")
+    names = re.findall(r"'(\w+)'", text)
+    hint = re.search(r'Did you mean "(\w+)"', text)
+    wrong = names[0] if names else text
+    flag = next((a.split("=")[0] for a in sys.argv[1:] if a.startswith("--config.") and
+                 a.split("=")[0].rsplit(".", 1)[-1] == wrong), wrong)
+    message = f"{program}: unknown config field {flag}"
+    if hint:
+      message += f"; did you mean {flag.rsplit('.', 1)[0]}.{hint.group(1)}?"
+    sys.exit(message)

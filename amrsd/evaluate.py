@@ -1,122 +1,101 @@
 """Evaluation: avg@k and pass@k on held-out problems.
 
-  python -m amrsd.evaluate --config=configs/<recipe>.py --checkpoint=<workdir or step dir> \
+  python -m amrsd.evaluate --checkpoint=<run workdir> \
       --benchmarks=aime24,aime25,amc23,hmmt25_feb,math500,gsm8k --samples=4
 
-Benchmarks are JSONL files read by name from --data_dir (default ../shared/data), or by
-path. Writes eval.json (per benchmark avg@k, pass@k, count) and prints a table.
+With a run's workdir the run's own saved config (model, dtype, trainable set and LoRA,
+prompt template, verifier) is read from its latest checkpoint and the trained weights
+are restored read-only. Benchmarks are JSONL files read by name from --data_dir (default
+../shared/data), or by path; a path is graded like the run (its verifier and template).
+Names and files are checked before the model loads. Writes eval.json (per benchmark
+avg@k, pass@k, count) and prints a table.
 """
 
 import json
 import os
+import sys
 
-import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import app, flags, logging
 
-from amrsd import distributed, prompts
+from amrsd import config as config_lib
 
-# Benchmark name -> (file name, verifier, prompt template).
-MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
-BENCHMARKS = {
-    "aime24": ("aime24.jsonl", "math", MATH_TEMPLATE),
-    "aime25": ("aime25.jsonl", "math", MATH_TEMPLATE),
-    "amc23": ("amc23.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_feb": ("hmmt25_feb.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
-    "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
-    "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
-}
-
-
-def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
-                  seed, batch_size=64) -> np.ndarray:
-  """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
-
-  records: dicts with "problem" and "answer". verifier: a name for
-  amrsd.rewards.verify_batch. With several processes, records are this process's share.
-  """
-  from amrsd import rewards
-  # With several processes each scores its own records; generate is a collective, so
-  # every process runs the same number of chunks (some possibly empty).
-  chunks = int(distributed.gather(-(-len(records) // batch_size)).max())
-  if not chunks:
-    raise ValueError("score_records: no records to evaluate")
-  rows = []
-  for start in range(0, chunks * batch_size, batch_size):
-    chunk = records[start:start + batch_size]
-    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
-    result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
-                              temperature=temperature, seed=seed)
-    verdicts = rewards.verify_batch(verifier, result.texts,
-                                    [chunk[i // samples] for i in range(len(result.texts))])
-    rows.append(np.array([v.reward >= 0.5 for v in verdicts], bool).reshape(len(chunk), samples))
-  return np.concatenate(rows)
+_CONFIG = config_lib.define_config_flag(
+    "amrsd.evaluate", config_lib.__file__, "Run config (model, prompts, verifier) when "
+    "--checkpoint is not a run's workdir; a run's workdir brings its own saved config.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "A run's workdir (its latest checkpoint and saved config) or an "
+    "exported HF folder; default: the config's model.")
+_BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], "Benchmark names or .jsonl paths.")
+_SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
+_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
+_LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
+                                "(default: ../shared/data beside the repository).")
+_OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
 
 
-def evaluate_records(sampler, records, verifier, **kwargs):
-  """avg@k (mean accuracy over k samples per problem) and pass@k (any of k correct).
-
-  Arguments as score_records. Returns {"avg@k": float, "pass@k": float, "count": int}
-  with k = samples.
-  """
-  correct = score_records(sampler, records, verifier, **kwargs)
-  k = correct.shape[1]
-  # Sums over every process's records (just this one's in a single-process run).
-  solved, passed, count = distributed.gather(
-      [correct.mean(axis=1).sum(), correct.any(axis=1).sum(), len(correct)]).sum(axis=0)
-  return {f"avg@{k}": float(solved / count), f"pass@{k}": float(passed / count),
-          "count": int(count)}
-
-
-def load_policy(config, checkpoint):
-  """(model, tokenizer): the config's model, with a run's latest trained weights when
-  checkpoint is a workdir."""
-  from flax import nnx
-
-  from amrsd import models
-  if checkpoint and os.path.isfile(os.path.join(checkpoint, "config.json")):
-    return models.load(checkpoint)
-  from amrsd.trainer import Trainer
+def run_config(checkpoint, config):
+  """(config, checkpoint step or None): a run workdir's saved config, an exported HF
+  folder as config.model.path, or `config` itself when there is no checkpoint."""
   if not checkpoint:
-    return models.load(config.model.path or models.default_model_path())
-  config = config.copy_and_resolve_references()
-  config.workdir = checkpoint
-  trainer = Trainer(config)
-  if not trainer.restore_latest():
-    raise FileNotFoundError(f"{checkpoint}: no checkpoint found under checkpoints/")
-  nnx.update(trainer.model, trainer.params)
-  return trainer.model, trainer.tokenizer
+    return config, None
+  if os.path.isfile(os.path.join(checkpoint, "config.json")):
+    config = config.copy_and_resolve_references()
+    config.model.path, config.train.trainable = checkpoint, "full"
+    return config, None
+  if not os.path.isdir(checkpoint):
+    raise FileNotFoundError(f"--checkpoint={checkpoint}: no such folder (give a run's workdir "
+                            "or an exported HF folder)")
+  from amrsd.checkpointing import read_latest_meta
+  step, meta = read_latest_meta(checkpoint)
+  saved = config_lib.default_config()
+  config_lib.overlay(saved, meta["config"], f"{checkpoint} (saved config)")
+  return saved, step
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  try:
+    evaluate()
+  except (ValueError, OSError) as e:
+    # Unknown benchmarks, missing files and checkpoints: one line says what and where.
+    if os.environ.get("AMRSD_TRACEBACK"):
+      raise
+    sys.exit(f"amrsd.evaluate: {type(e).__name__}: {e}")
+
+
+def evaluate():
+  from amrsd import run_setup, scoring
   from amrsd.data import FileSource
-  from amrsd.sampling import Sampler
-  config = _CONFIG.value
+  config, step = run_config(_CHECKPOINT.value, _CONFIG.value)
   data_dir = _DATA_DIR.value or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                              "data")
-  model, tokenizer = load_policy(config, _CHECKPOINT.value)
+  template = run_setup.task_template(config)
+  sets = {name: scoring.resolve_benchmark(name, data_dir, verifier=config.data.verifier,
+                                          template=template)
+          for name in _BENCHMARKS.value}
+  records = {}
+  for name, (path, _, _) in sets.items():
+    # A file of the run's own kind is read with the run's field mapping.
+    own = None if name in scoring.BENCHMARKS else config.data.dataset or None
+    source = FileSource(path, format=own)
+    records[name] = [source[i] for i in range(len(source))][:_LIMIT.value or None]
+
+  from flax import nnx
+
+  from amrsd.checkpointing import abstract_like, restore_params
+  from amrsd.sampling import Sampler
+  model, tokenizer, _ = run_setup.load_policy(config)
+  if step is not None:
+    nnx.update(model, restore_params(_CHECKPOINT.value, step, abstract_like(nnx.state(model))))
   sampler = Sampler(model, tokenizer)
   results = {}
-  for name in _BENCHMARKS.value:
-    if name in BENCHMARKS:
-      file, verifier, template = BENCHMARKS[name]
-      path = os.path.join(data_dir, file)
-    elif name.endswith(".jsonl"):
-      path, verifier, template = name, "math", MATH_TEMPLATE
-    else:
-      raise app.UsageError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
-                           "or a .jsonl path")
-    if not os.path.exists(path):
-      raise app.UsageError(f"{path} not found; pass --data_dir (the public datasets are "
-                           "openai/gsm8k, HuggingFaceH4/MATH-500, AIME/AMC/HMMT problem sets)")
-    source = FileSource(path)
-    records = [source[i] for i in range(len(source))][:_LIMIT.value or None]
-    template = dict(config.prompts).get("task", template) if name not in BENCHMARKS else template
-    results[name] = evaluate_records(sampler, records, verifier, template=template,
-                                     samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
-                                     temperature=_TEMPERATURE.value, seed=config.seed)
+  for name, (_, verifier, template) in sets.items():
+    results[name] = scoring.evaluate_records(
+        sampler, records[name], verifier, template=template, samples=_SAMPLES.value,
+        max_new_tokens=_MAX_NEW_TOKENS.value, temperature=_TEMPERATURE.value, seed=config.seed)
   k = _SAMPLES.value
   print(f"{'benchmark':<12} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
   for name, r in results.items():
@@ -125,26 +104,6 @@ def main(argv):
     json.dump(results, f, indent=2)
 
 
-def define_flags():
-  """Flags of the program; defined only when run as one (the trainer imports this module)."""
-  global _CONFIG, _CHECKPOINT, _BENCHMARKS, _SAMPLES, _TEMPERATURE, _MAX_NEW_TOKENS, _LIMIT
-  global _DATA_DIR, _OUT
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", os.path.join(os.path.dirname(__file__), "config.py"), "Run config (model, prompts).")
-  _CHECKPOINT = flags.DEFINE_string(
-      "checkpoint", None, "A run's workdir (its latest checkpoint) or an exported HF folder; "
-      "default: the config's model.path.")
-  _BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], f"Names ({', '.join(BENCHMARKS)}) "
-                                  "or .jsonl paths.")
-  _SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
-  _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
-  _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
-  _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
-                                  "(default: ../shared/data beside the repository).")
-  _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
-
-
 if __name__ == "__main__":
-  define_flags()
+  logging.set_verbosity(logging.ERROR)  # orbax warns that a read-only manager saves nothing
   app.run(main)

@@ -30,3 +30,24 @@ def float32_master(inner: optax.GradientTransformation) -> optax.GradientTransfo
     return updates, (master, inner_state)
 
   return optax.GradientTransformation(init, update)
+
+
+def freeze_layers(layers: int, frozen: int) -> optax.GradientTransformation:
+  """Zeroes the updates of the first `frozen` of `layers` stacked blocks.
+
+  Block parameters are stacked [layers, ...], so the bottom blocks cannot be left out of
+  the trainable set by a path filter; their update slice is masked instead. Leaves
+  without a leading layer axis pass unchanged.
+  """
+  def update(updates, state, params=None):
+    del params
+
+    def one(u):
+      if u.ndim >= 1 and u.shape[0] == layers:
+        keep = (jnp.arange(layers) >= frozen).astype(u.dtype)
+        return u * keep.reshape((layers,) + (1,) * (u.ndim - 1))
+      return u
+
+    return jax.tree.map(one, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

@@ -4,13 +4,20 @@ Phase 1 `diagnose`: a diagnostic packet per rollout, from the verdict, the verif
 feedback, one successful peer of the same group (never itself) or the reference solution.
 Phase 2 `reflect`: the policy itself writes Socratic hints from the packets in one batched
 sampler call, a leak filter rejects hints that give the answer away (one retry, then none).
-Phase 3 `teacher_contexts`: the text the teacher is conditioned on, per method.
+Phase 3 `teacher_contexts`: the text the teacher is conditioned on, per kind of context
+(each method's record in amrsd.algorithms.registry names its kind).
 """
 
 import dataclasses
 import re
 
 from amrsd import prompts
+
+# What a teacher can be conditioned on; each method's record in amrsd.algorithms.registry
+# names one. none: no teacher | hint: problem + a hint the policy wrote (phase 2) |
+# reference: problem + reference solution (else the answer) | peer: problem + a successful
+# peer and/or the verifier's feedback | derive: problem + reference + "derive it yourself".
+TEACHER_CONTEXTS = ("none", "hint", "reference", "peer", "derive")
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -194,44 +201,32 @@ def reflect(generate, records, completions, packets, group_size, *, granularity=
   return out, stats
 
 
-def teacher_contexts(method, records, packets, hints, group_size, *, teacher_context="hint",
-                     templates=None):
+def teacher_contexts(kind, records, packets, hints, group_size, *, templates=None):
   """Phase 3: the teacher's user message per rollout (None: no teacher for that row).
 
-  amrsd: problem + hint (teacher_context="raw_reference": problem + reference, the
-  ablation that removes the reflection bottleneck); sdpo: problem + successful peer and/or
-  feedback; rlsd: problem + reference; opsd: problem + reference + derive-it-yourself;
-  grpo: none.
+  kind: one of TEACHER_CONTEXTS (rows of kind "hint" without a hint get no teacher).
   """
+  if kind not in TEACHER_CONTEXTS:
+    raise ValueError(f"unknown teacher context {kind!r}; known: {', '.join(TEACHER_CONTEXTS)}")
   out = []
   for i, packet in enumerate(packets):
     record = records[i // group_size]
     problem = prompts.render("task", templates, problem=record["problem"])
     reference = record.get("solution") or record.get("answer")
     text = None
-    if method == "amrsd":
-      if teacher_context == "hint":
-        if hints[i] is not None:
-          text = prompts.render("teacher_hint", templates, problem=problem, hint=hints[i])
-      elif teacher_context == "raw_reference":
-        text = prompts.render("teacher_reference", templates, problem=problem, reference=reference)
-      else:
-        raise ValueError(f"teacher_context must be 'hint' or 'raw_reference', got "
-                         f"{teacher_context!r}")
-    elif method == "sdpo":
-      if packet.peer and packet.feedback:
-        text = prompts.render("teacher_peer_feedback", templates, problem=problem,
-                              peer=packet.peer, feedback=packet.feedback)
-      elif packet.peer:
-        text = prompts.render("teacher_peer", templates, problem=problem, peer=packet.peer)
-      elif packet.feedback:
-        text = prompts.render("teacher_feedback", templates, problem=problem,
-                              feedback=packet.feedback)
-    elif method == "rlsd":
+    if kind == "hint" and hints[i] is not None:
+      text = prompts.render("teacher_hint", templates, problem=problem, hint=hints[i])
+    elif kind == "reference":
       text = prompts.render("teacher_reference", templates, problem=problem, reference=reference)
-    elif method == "opsd":
+    elif kind == "derive":
       text = prompts.render("teacher_derive", templates, problem=problem, reference=reference)
-    elif method != "grpo":
-      raise ValueError(f"unknown method {method!r}; known: grpo, rlsd, sdpo, opsd, amrsd")
+    elif kind == "peer" and packet.peer and packet.feedback:
+      text = prompts.render("teacher_peer_feedback", templates, problem=problem,
+                            peer=packet.peer, feedback=packet.feedback)
+    elif kind == "peer" and packet.peer:
+      text = prompts.render("teacher_peer", templates, problem=problem, peer=packet.peer)
+    elif kind == "peer" and packet.feedback:
+      text = prompts.render("teacher_feedback", templates, problem=problem,
+                            feedback=packet.feedback)
     out.append(None if text is None else [{"role": "user", "content": text}])
   return out

@@ -10,13 +10,12 @@ import os
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from amrsd import config as config_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", config_lib.__file__, "Recipe file with get_config() (configs/*.py); default: "
-    "the embedded default. Override any field with --config.<field>=<value>.",
+_CONFIG = config_lib.define_config_flag(
+    "amrsd.train", config_lib.__file__, "Recipe file with get_config() (configs/*.py); "
+    "default: the embedded default. Override any field with --config.<field>=<value>.",
     lock_config=True)
 _SHOW_CONFIG = flags.DEFINE_bool(
     "show_config", False, "Print every config field with its value (after overrides) and "

@@ -16,58 +16,26 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import distributed, models, prompts, reflection, rewards, rng, sharding
-from amrsd.algorithms.config import AlgorithmConfig
+from amrsd import distributed, reflection, rewards, rng, sharding
+from amrsd.algorithms import registry
 from amrsd.algorithms.step import init_opt_state, make_train_step
+from amrsd.batch import build_batch, teacher_context_ids
 from amrsd.checkpointing import Checkpointer, abstract_like
-from amrsd.evaluate import evaluate_records
 from amrsd.metrics import MetricsWriter, read_metrics
-from amrsd.optimizer import float32_master
 from amrsd.plot import plot_runs
 from amrsd.rewards.extract import numeric_answer
 from amrsd.rewards.registry import validate_name
+from amrsd.run_setup import load_policy, make_optimizer, open_sources, task_template
 from amrsd.sampling import Sampler
-
-# Teacher contexts are padded to a power of two, at least this, so their width takes
-# few values and the train step compiles a bounded number of times.
-CONTEXT_BUCKET = 64
+from amrsd.scoring import evaluate_records
 
 
 class TrainingError(RuntimeError):
   """A run that cannot go on (non-finite loss, ...); the last checkpoint is kept."""
-
-
-def algorithm_config(config) -> AlgorithmConfig:
-  a = config.algorithm
-  anneal = a.anneal_steps if a.anneal_steps > 0 else max(1, config.train.steps // 2)
-  return AlgorithmConfig(
-      name=a.name, group_size=config.rollout.group_size, std_norm=a.std_norm,
-      success_threshold=a.success_threshold, eps_lo=a.eps_lo, eps_hi=a.eps_hi,
-      loss_agg=a.loss_agg, kl_coef=a.kl_coef, beta0=a.beta0, tau_pos=a.tau_pos,
-      tau_neg=a.tau_neg, kappa=a.kappa, anneal_steps=anneal,
-      anneal_schedule=a.anneal_schedule, cig_mode=a.cig_mode, gate=a.gate, sides=a.sides,
-      lam0=a.lam0, eps_w=a.eps_w, sdpo_topk=a.sdpo_topk, sdpo_alpha=a.sdpo_alpha,
-      sdpo_is_clip=a.sdpo_is_clip, opsd_beta=a.opsd_beta)
-
-
-def open_sources(config, tokenizer=None):
-  """(train source, held-out source) for config.data."""
-  d = config.data
-  if d.task == "jsonl":
-    for field in ("train_path", "eval_path"):
-      if not d[field]:
-        raise ValueError(f"config.data.task='jsonl' needs config.data.{field}")
-    kwargs = dict(skip_bad_rows=d.skip_bad_rows, format=d.dataset or None)
-    return (data_lib.open_dataset(d.train_path, **kwargs),
-            data_lib.open_dataset(d.eval_path, **kwargs))
-  options = dict(d.task_args)
-  return (data_lib.open_dataset(d.task, split="train", seed=config.seed, **options),
-          data_lib.open_dataset(d.task, split="heldout", seed=config.seed, **options))
 
 
 class Trainer:
@@ -76,7 +44,7 @@ class Trainer:
   def __init__(self, config):
     config_lib.validate(config)
     self.config = config
-    self.algo = algorithm_config(config)
+    self.algo = config_lib.algorithm_config(config)
     self.workdir = config.workdir
     try:
       os.makedirs(self.workdir, exist_ok=True)
@@ -100,34 +68,18 @@ class Trainer:
       if config.rollout.prompts_per_step % self.blocks:
         raise ValueError(f"config.rollout.prompts_per_step={config.rollout.prompts_per_step} must "
                          f"be a multiple of the {self.blocks} processes")
-      path = config.model.path or models.default_model_path()
-      dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
-      self.model, self.tokenizer = models.load(path, dtype=dtype, mesh=self.mesh)
-      if self.tokenizer is None:
-        raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
-      self.model.remat = config.model.remat
-      self.model.scan_layers = config.model.scan_layers
-      trainable = self._configure_trainable()
-      if self.model.lora_targets:  # adapters are created after loading: place them too
-        nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
+      self.model, self.tokenizer, trainable = load_policy(config, self.mesh)
       self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
                              prompt_buckets=tuple(config.rollout.prompt_buckets))
       self.templates = dict(config.prompts)
       self.pipeline = data_lib.PromptPipeline(
           train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,
-          seed=config.seed, prompt_template=self._task_template(),
+          seed=config.seed, prompt_template=task_template(config),
           max_prompt_tokens=config.data.max_prompt_tokens)
       self.eval_records = self._local(
           [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))])
 
-      lr = config.train.learning_rate
-      schedule = (optax.linear_schedule(0.0, lr, config.train.warmup_steps)
-                  if config.train.warmup_steps else lr)
-      adamw = optax.adamw(schedule, weight_decay=config.train.weight_decay)
-      if config.train.float32_optimizer and config.model.dtype != "float32":
-        adamw = float32_master(adamw)
-      self.tx = optax.chain(optax.clip_by_global_norm(config.train.max_grad_norm), adamw,
-                            *self._layer_mask())
+      self.tx = make_optimizer(config, self.model)
       self.graphdef, self.params = nnx.split(self.model)
       self.trainable = trainable
       self.opt_state = init_opt_state(self.tx, self.params, trainable)
@@ -137,47 +89,6 @@ class Trainer:
       self.step = 0
       self.last_eval = None
       self._stop_requested = False
-
-  # -- setup helpers -------------------------------------------------------------------
-
-  def _task_template(self):
-    return self.templates.get("task", prompts.TEMPLATES["task"])
-
-  def _configure_trainable(self):
-    """The nnx filter of trained parameters (config.train.trainable)."""
-    t = self.config.train
-    layers = self.model.config.num_hidden_layers
-    if t.trainable == "full":
-      return nnx.Param
-    if t.trainable == "top_layers":
-      if not 0 < t.top_layers <= layers:
-        raise ValueError(f"config.train.top_layers={t.top_layers} must be in [1, {layers}]")
-      self.model.frozen_layers = layers - t.top_layers
-      # Blocks are stacked [L, ...]: everything but the embedding/head is trainable here,
-      # and _layer_mask zeroes the updates of the frozen slice.
-      return nnx.All(nnx.Param, nnx.Not(nnx.PathContains("embed")),
-                     nnx.Not(nnx.PathContains("lm_head")))
-    self.model.add_lora(t.lora_rank, t.lora_alpha, tuple(t.lora_targets),
-                        rngs=nnx.Rngs(self.config.seed))
-    return nnx.OfType(models.LoRAParam)
-
-  def _layer_mask(self):
-    """An optax stage that zeroes updates of frozen blocks (stacked layer axis first)."""
-    frozen = self.model.frozen_layers
-    if not frozen:
-      return ()
-    layers = self.model.config.num_hidden_layers
-
-    def mask(updates, state, params=None):
-      del params
-      def one(u):
-        if u.ndim >= 1 and u.shape[0] == layers:
-          keep = (jnp.arange(layers) >= frozen).astype(u.dtype)
-          return u * keep.reshape((layers,) + (1,) * (u.ndim - 1))
-        return u
-      return jax.tree.map(one, updates), state
-
-    return (optax.GradientTransformation(lambda params: optax.EmptyState(), mask),)
 
   # -- checkpoints ---------------------------------------------------------------------
 
@@ -272,15 +183,17 @@ class Trainer:
   def _teacher_messages(self, records, texts, reward, feedback, step):
     """Teacher chat messages per rollout (None = no teacher) and reflection metrics."""
     c, G = self.config, self.config.rollout.group_size
-    method = c.algorithm.name
+    context = registry.get(c.algorithm.name).context
+    if context == "hint" and c.reflection.teacher_context == "raw_reference":
+      context = "reference"  # the ablation without the reflection bottleneck
     stats = {}
-    if method == "grpo":
+    if context == "none":
       return None, stats
     packets = reflection.diagnose(records, texts, reward, feedback, G,
                                   success_threshold=c.algorithm.success_threshold,
                                   peer_max_chars=c.reflection.peer_max_chars)
     hints = [None] * len(texts)
-    if method == "amrsd" and c.reflection.teacher_context == "hint":
+    if context == "hint":
       def write(requests, attempt):
         key = jax.random.fold_in(rng.stream(c.seed, step, "reflect"), attempt)
         out = self.sampler.generate(requests, max_new_tokens=c.reflection.hint_max_tokens,
@@ -297,8 +210,7 @@ class Trainer:
                "hint_length_mean": rstats.hint_length_mean,
                "hint_leak_rate": rstats.leak_rate,
                "hint_fraction": rstats.hints_made / (len(texts) * self.blocks)}
-    teacher = reflection.teacher_contexts(method, records, packets, hints, G,
-                                          teacher_context=c.reflection.teacher_context,
+    teacher = reflection.teacher_contexts(context, records, packets, hints, G,
                                           templates=self.templates)
     return teacher, stats
 
@@ -308,10 +220,10 @@ class Trainer:
     c = self.config
     tokens = c.eval.max_new_tokens if c.eval.max_new_tokens > 0 else c.rollout.max_new_tokens
     greedy = evaluate_records(self.sampler, self.eval_records, self.verifier,
-                              template=self._task_template(), samples=1,
+                              template=task_template(c), samples=1,
                               max_new_tokens=tokens, temperature=0.0, seed=0)
     sampled = evaluate_records(self.sampler, self.eval_records, self.verifier,
-                               template=self._task_template(), samples=1,
+                               template=task_template(c), samples=1,
                                max_new_tokens=tokens, temperature=c.rollout.temperature,
                                seed=rng.stream(c.seed, self.step, "eval"))
     self.last_eval = {"eval_accuracy": greedy["avg@1"], "eval_accuracy_sampled": sampled["avg@1"]}
@@ -384,53 +296,3 @@ def _progress(config, start, enabled):
   from tqdm import tqdm
   return tqdm(total=config.train.steps, initial=start, desc=config.algorithm.name, unit="step",
               dynamic_ncols=True)
-
-
-def teacher_context_ids(result, teacher_messages, tokenizer):
-  """(token ids of each row's teacher context, has_hint per row). A row without a teacher
-  context (None) repeats its student prompt, real tokens only."""
-  contexts, has_hint = [], []
-  for row, messages in enumerate(teacher_messages):
-    if messages is None:
-      ids = result.prompt_ids[row][result.prompt_mask[row] > 0].tolist()
-    else:
-      text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-      ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    contexts.append(ids)
-    has_hint.append(messages is not None)
-  return contexts, has_hint
-
-
-def build_batch(result, reward, pad_id, teacher=None, longest_context=None) -> dict:
-  """Arrays for the train step (keys documented in amrsd.algorithms.step).
-
-  Student rows: the sampler's left-padded prompt + the completion. teacher: None, or
-  (contexts, has_hint) from teacher_context_ids. Teacher rows: the context, left-padded
-  to a power of two >= CONTEXT_BUCKET and >= longest_context (default: the longest of
-  these rows; processes pass the longest of all), + the same completion tokens, so
-  response token t sits at the same offset from the end in both.
-  """
-  mask = result.completion_mask.astype(np.int32)
-  completion = np.where(mask > 0, result.completion_ids, pad_id).astype(np.int32)
-  batch = {
-      "student_ids": np.concatenate([result.prompt_ids, completion], axis=1).astype(np.int32),
-      "student_mask": np.concatenate([result.prompt_mask, mask], axis=1).astype(np.int32),
-      "response_mask": mask.astype(np.float32),
-      "logp_old": np.where(mask > 0, result.completion_logprobs, 0.0).astype(np.float32),
-      "rewards": np.asarray(reward, np.float32),
-  }
-  if teacher is None:
-    return batch
-  contexts, has_hint = teacher
-  if longest_context is None:
-    longest_context = max(map(len, contexts))
-  width = max(CONTEXT_BUCKET, 1 << (longest_context - 1).bit_length())
-  ctx_ids = np.full((len(contexts), width), pad_id, np.int32)
-  ctx_mask = np.zeros((len(contexts), width), np.int32)
-  for row, ids in enumerate(contexts):
-    ctx_ids[row, width - len(ids):] = ids
-    ctx_mask[row, width - len(ids):] = 1
-  batch["teacher_ids"] = np.concatenate([ctx_ids, completion], axis=1)
-  batch["teacher_mask"] = np.concatenate([ctx_mask, mask], axis=1)
-  batch["has_hint"] = np.asarray(has_hint, np.float32)
-  return batch

@@ -117,22 +117,21 @@ def test_hint_prompts_follow_the_packet_kind():
   assert "The checker said: no final answer found" in text
 
 
-def test_teacher_contexts_per_method():
+def test_teacher_contexts_per_kind():
   packets, _ = _packets([1.0, 0.0])
   hints = [None, "Check the product."]
-  amrsd = reflection.teacher_contexts("amrsd", [RECORD], packets, hints, 2)
-  assert amrsd[0] is None
-  assert "Hint: Check the product." in amrsd[1][0]["content"]
-  raw = reflection.teacher_contexts("amrsd", [RECORD], packets, hints, 2,
-                                    teacher_context="raw_reference")
-  assert all("Reference solution: 6 * 7 = 42" in r[0]["content"] for r in raw)
-  sdpo = reflection.teacher_contexts("sdpo", [RECORD], packets, hints, 2)
-  assert "answer 41 does not match" in sdpo[1][0]["content"]
-  assert "A correct solution" in sdpo[1][0]["content"]
-  assert reflection.teacher_contexts("grpo", [RECORD], packets, hints, 2) == [None, None]
-  opsd = reflection.teacher_contexts("opsd", [RECORD], packets, hints, 2)
-  assert "derive the answer yourself" in opsd[0][0]["content"]
-  with pytest.raises(ValueError, match="unknown method 'ppo'"):
+  hint = reflection.teacher_contexts("hint", [RECORD], packets, hints, 2)
+  assert hint[0] is None
+  assert "Hint: Check the product." in hint[1][0]["content"]
+  reference = reflection.teacher_contexts("reference", [RECORD], packets, hints, 2)
+  assert all("Reference solution: 6 * 7 = 42" in r[0]["content"] for r in reference)
+  peer = reflection.teacher_contexts("peer", [RECORD], packets, hints, 2)
+  assert "answer 41 does not match" in peer[1][0]["content"]
+  assert "A correct solution" in peer[1][0]["content"]
+  assert reflection.teacher_contexts("none", [RECORD], packets, hints, 2) == [None, None]
+  derive = reflection.teacher_contexts("derive", [RECORD], packets, hints, 2)
+  assert "derive the answer yourself" in derive[0][0]["content"]
+  with pytest.raises(ValueError, match="unknown teacher context 'ppo'"):
     reflection.teacher_contexts("ppo", [RECORD], packets, hints, 2)
 
 

@@ -1,5 +1,10 @@
 """AlgorithmConfig: every knob of the five methods (ALGORITHMS.md sections 1-3.2).
 
+This is the one schema of the algorithm: fields, defaults, choices and checks are written
+here once. The run config's `algorithm` group is derived from it (`run_defaults`, every
+field but those the run sets elsewhere), so each field is settable from the command line
+as --config.algorithm.<field>=<value>.
+
 Fields tagged [recon] are our reconstruction of AMR-SD where the paper's text is not
 public; they are fields so they can be ablated. Values are checked when the config
 is built, before anything compiles.
@@ -68,33 +73,57 @@ class AlgorithmConfig:
   teacher_forward: str = "separate"
 
   def __post_init__(self):
-    choices = {"name": METHODS, "loss_agg": LOSS_AGGREGATIONS,
-               "anneal_schedule": ANNEAL_SCHEDULES, "cig_mode": CIG_MODES, "gate": GATES,
-               "sides": SIDES, "teacher_forward": TEACHER_FORWARDS}
-    for field, valid in choices.items():
-      value = getattr(self, field)
-      if value not in valid:
-        raise ValueError(f"AlgorithmConfig.{field}={value!r} is not valid; "
-                         f"choose one of {', '.join(valid)}")
-    _check(self, "group_size", self.group_size >= 1, "must be >= 1")
-    _check(self, "anneal_steps", self.anneal_steps >= 1, "must be >= 1")
-    _check(self, "eps_lo", 0 <= self.eps_lo < 1, "must be in [0, 1)")
-    _check(self, "eps_hi", self.eps_hi >= 0, "must be >= 0")
-    _check(self, "eps_w", 0 <= self.eps_w < 1, "must be in [0, 1)")
-    _check(self, "kl_coef", self.kl_coef >= 0, "must be >= 0")
-    _check(self, "beta0", self.beta0 >= 0 and math.isfinite(self.beta0), "must be finite and >= 0")
-    _check(self, "lam0", 0 <= self.lam0 <= 1, "must be in [0, 1]")
-    _check(self, "tau_pos", self.tau_pos >= 0, "must be >= 0 (float('inf') disables the gate)")
-    _check(self, "tau_neg", self.tau_neg >= 0, "must be >= 0 (float('inf') disables the gate)")
-    _check(self, "kappa", self.kappa >= 0 and math.isfinite(self.kappa), "must be finite and >= 0")
-    _check(self, "sdpo_topk", self.sdpo_topk >= 1, "must be >= 1")
-    _check(self, "opsd_topk", self.opsd_topk >= 1, "must be >= 1")
-    _check(self, "sdpo_alpha", 0 <= self.sdpo_alpha <= 1, "must be in [0, 1]")
-    _check(self, "opsd_beta", 0 <= self.opsd_beta <= 1, "must be in [0, 1]")
-    _check(self, "sdpo_is_clip", self.sdpo_is_clip > 0, "must be > 0")
-    _check(self, "logit_chunk", self.logit_chunk >= 1, "must be >= 1")
+    check(dataclasses.asdict(self), "AlgorithmConfig")
 
 
-def _check(config, field, ok, rule):
-  if not ok:
-    raise ValueError(f"AlgorithmConfig.{field}={getattr(config, field)!r} {rule}")
+CHOICES = {"name": METHODS, "loss_agg": LOSS_AGGREGATIONS, "anneal_schedule": ANNEAL_SCHEDULES,
+           "cig_mode": CIG_MODES, "gate": GATES, "sides": SIDES,
+           "teacher_forward": TEACHER_FORWARDS}
+# Rule per numeric field: (test, what the message says).
+RULES = {
+    "group_size": (lambda v: v >= 1, "must be >= 1"),
+    "anneal_steps": (lambda v: v >= 1, "must be >= 1"),
+    "eps_lo": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "eps_hi": (lambda v: v >= 0, "must be >= 0"),
+    "eps_w": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "kl_coef": (lambda v: v >= 0, "must be >= 0"),
+    "beta0": (lambda v: v >= 0 and math.isfinite(v), "must be finite and >= 0"),
+    "lam0": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "tau_pos": (lambda v: v >= 0, "must be >= 0 (float('inf') disables the gate)"),
+    "tau_neg": (lambda v: v >= 0, "must be >= 0 (float('inf') disables the gate)"),
+    "kappa": (lambda v: v >= 0 and math.isfinite(v), "must be finite and >= 0"),
+    "sdpo_topk": (lambda v: v >= 1, "must be >= 1"),
+    "opsd_topk": (lambda v: v >= 1, "must be >= 1"),
+    "sdpo_alpha": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "opsd_beta": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "sdpo_is_clip": (lambda v: v > 0, "must be > 0"),
+    "success_threshold": (lambda v: math.isfinite(v), "must be finite"),
+    "logit_chunk": (lambda v: v >= 1, "must be >= 1"),
+}
+# Fields the run config sets from another group: group_size is rollout.group_size.
+RUN_OWNED = ("group_size",)
+
+
+def check(values, where: str) -> None:
+  """Raises ValueError naming `where`.field, its value and the legal values or rule.
+
+  values: a mapping of field names to values (an AlgorithmConfig's or the run config's
+  algorithm group); where: how the message names the group ("config.algorithm").
+  """
+  for field, valid in CHOICES.items():
+    if field in values and values[field] not in valid:
+      raise ValueError(f"{where}.{field}={values[field]!r} is not valid; choose one of "
+                       f"{', '.join(valid)}")
+  for field, (ok, rule) in RULES.items():
+    if field in values and not ok(values[field]):
+      raise ValueError(f"{where}.{field}={values[field]!r} {rule}")
+
+
+def run_defaults(**overrides) -> dict:
+  """The run config's algorithm group: every field's default but RUN_OWNED, then overrides."""
+  fields = {f.name: f.default for f in dataclasses.fields(AlgorithmConfig)
+            if f.name not in RUN_OWNED}
+  unknown = set(overrides) - set(fields)
+  if unknown:
+    raise ValueError(f"run_defaults: {sorted(unknown)} are not algorithm fields")
+  return {**fields, **overrides}

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from amrsd.algorithms import cig, losses
 from amrsd.algorithms.config import METHODS, AlgorithmConfig
+from amrsd.reflection import TEACHER_CONTEXTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +38,19 @@ class LossInputs:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-  """name; teacher: "none" | "logprobs" (sampled-token lT) | "topk" (SDPO / OPSD);
-  loss(config, inputs, step) -> (loss scalar, stats dict of float32 scalars);
-  topk(config) -> k for teacher == "topk"."""
+  """One method: everything the trainer and the step need to know about it.
+
+  teacher: what the step computes from the teacher rows: "none" | "logprobs" (the
+  sampled tokens' log-probs) | "topk" (log-softmax at the student's top-k ids).
+  context: what the teacher is conditioned on, one of amrsd.reflection.TEACHER_CONTEXTS.
+  needs_peers: whether its advantages compare rollouts of a group (group_size >= 2).
+  loss(config, inputs, step) -> (loss scalar, stats dict of float32 scalars).
+  topk(config) -> k for teacher == "topk".
+  """
   name: str
   teacher: str
+  context: str
+  needs_peers: bool
   loss: Callable
   topk: Callable = lambda config: 0
 
@@ -102,10 +111,11 @@ def _distill(config, x, alpha, weights):
 
 
 REGISTRY = {
-    "grpo": Method("grpo", "none", grpo_loss),
-    "rlsd": Method("rlsd", "logprobs", rlsd_loss),
-    "amrsd": Method("amrsd", "logprobs", amrsd_loss),
-    "sdpo": Method("sdpo", "topk", sdpo_loss, lambda config: config.sdpo_topk),
-    "opsd": Method("opsd", "topk", opsd_loss, lambda config: config.opsd_topk),
+    "grpo": Method("grpo", "none", "none", True, grpo_loss),
+    "rlsd": Method("rlsd", "logprobs", "reference", True, rlsd_loss),
+    "amrsd": Method("amrsd", "logprobs", "hint", True, amrsd_loss),
+    "sdpo": Method("sdpo", "topk", "peer", True, sdpo_loss, lambda config: config.sdpo_topk),
+    "opsd": Method("opsd", "topk", "derive", False, opsd_loss, lambda config: config.opsd_topk),
 }
 assert tuple(REGISTRY) == METHODS, "registry and config.METHODS must list the same methods"
+assert all(m.context in TEACHER_CONTEXTS for m in REGISTRY.values())

@@ -4,23 +4,8 @@
     opt_state = init_opt_state(tx, params_state)
     params_state, opt_state, metrics = train_step(params_state, opt_state, batch, step)
 
-The batch is a dict of arrays; N = B*G rows ordered group-major (all G rollouts of
-prompt 0 first), T = P + R student columns, T' = P' + R teacher columns:
-
-  student_ids      [N, T]  int32  left-padded prompt (P columns) + response (R columns)
-  student_mask     [N, T]  int32  1 real token, 0 padding (prompt padding and response
-                                  padding after EOS)
-  response_mask    [N, R]  float32  1 on response tokens that count (up to and including
-                                  EOS); R = response_mask.shape[1], so the response
-                                  starts at column T - R (no separate "start" key)
-  logp_old         [N, R]  float32  sampler's log-probs of the response tokens (nats)
-  rewards          [N]     float32  verifier rewards
-  has_hint         [N]     float32  1 where the row has a teacher context (hint,
-                                  reference, demonstration); required with a teacher
-  teacher_ids      [N, T'] int32  teacher context (P' columns) + the same R response
-                                  tokens; required for rlsd, amrsd, sdpo, opsd
-  teacher_mask     [N, T'] int32  as student_mask
-  logp_ref         [N, R]  float32  reference-policy log-probs; required when kl_coef > 0
+The batch layout (keys, shapes, dtypes) is documented where the batch is built, in
+amrsd/batch.py; check_batch checks it.
 
 Decisions:
 - Gradient clipping belongs to the optax chain the caller passes
@@ -126,7 +111,7 @@ def check_batch(batch, algo_config: AlgorithmConfig):
   missing = [k for k in required if k not in batch]
   if missing:
     raise ValueError(f"batch for algorithm {algo_config.name!r} is missing {missing}; "
-                     f"it has {sorted(batch)} (layout: amrsd/algorithms/step.py docstring)")
+                     f"it has {sorted(batch)} (layout: amrsd/batch.py)")
   n, t = batch["student_ids"].shape
   r = batch["response_mask"].shape[1]
   expect = {"student_mask": (n, t), "response_mask": (n, r), "logp_old": (n, r),

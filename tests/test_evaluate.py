@@ -1,0 +1,64 @@
+"""amrsd.evaluate through its CLI: known errors in one line before the model loads, and a
+LoRA run evaluated from its own saved config."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _env():
+  return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO), XLA_FLAGS="")
+
+
+def _run(module, *args, timeout=300):
+  return subprocess.run([sys.executable, "-m", module, *args], env=_env(), cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(out):
+  assert out.returncode != 0
+  assert "Traceback" not in out.stderr, out.stderr[-2000:]
+  lines = [l for l in out.stderr.splitlines() if l.startswith("amrsd.evaluate:")]
+  assert len(lines) == 1, out.stderr[-2000:]
+  return lines[0]
+
+
+def test_nonexistent_checkpoint_is_one_line_and_creates_nothing(tmp_path):
+  missing = tmp_path / "no" / "run"
+  line = _one_line_error(_run("amrsd.evaluate", f"--checkpoint={missing}",
+                              "--benchmarks=gsm8k"))
+  assert str(missing) in line and not (tmp_path / "no").exists()
+
+
+def test_unknown_benchmark_and_missing_file_are_named(tmp_path):
+  line = _one_line_error(_run("amrsd.evaluate", "--benchmarks=gsm9k"))
+  assert "unknown benchmark 'gsm9k'" in line
+  line = _one_line_error(_run("amrsd.evaluate", f"--benchmarks={tmp_path / 'none.jsonl'}"))
+  assert "none.jsonl not found" in line
+
+
+@pytest.mark.slow
+def test_lora_run_is_evaluated_from_its_saved_config(tmp_path):
+  """Trained with LoRA, evaluated without repeating any run flag: the saved config brings
+  the adapters (their restore would fail otherwise), the verifier and the template."""
+  run = tmp_path / "lora"
+  out = _run("amrsd.train", f"--config.workdir={run}", "--config.algorithm.name=grpo",
+             "--config.train.steps=1", "--config.train.trainable=lora",
+             "--config.train.lora_rank=2", "--config.rollout.prompts_per_step=2",
+             "--config.rollout.group_size=2", "--config.rollout.max_new_tokens=4",
+             "--config.eval.size=2", "--config.log.progress=False", timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  problems = tmp_path / "sums.jsonl"
+  problems.write_text("".join(json.dumps({"problem": f"What is {a} + 1?", "answer": str(a + 1),
+                                          "task": "arithmetic"}) + "\n" for a in range(3)))
+  result = tmp_path / "eval.json"
+  out = _run("amrsd.evaluate", f"--checkpoint={run}", f"--benchmarks={problems}",
+             "--temperature=0", "--max_new_tokens=4", f"--out={result}", timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  scores = json.loads(result.read_text())[str(problems)]
+  assert scores["count"] == 3 and 0.0 <= scores["avg@1"] <= 1.0
