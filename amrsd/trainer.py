@@ -1,8 +1,10 @@
 """The training loop: one RL step, prompt to update, and everything around it.
 
 Per step: prompts from the data pipeline -> rollouts (Sampler) -> rewards (verifiers)
--> teacher contexts (reflection, per method) -> batch -> jitted train step -> metrics,
-plots, checkpoints. Host code lives here; array work is in amrsd.algorithms.
+-> teacher contexts (amrsd.reflection, the kind named by the method's record in
+amrsd.algorithms.registry) -> batch (amrsd.batch) -> jitted train step
+(amrsd.algorithms.step) -> metrics, plots, checkpoints. Host code lives here; what a run
+config builds (sources, policy, optimizer) is in amrsd.run_setup.
 """
 
 import dataclasses

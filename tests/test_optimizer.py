@@ -1,11 +1,11 @@
-"""float32 master weights for bfloat16 parameters."""
+"""float32 master weights for bfloat16 parameters; the frozen-blocks update mask."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from amrsd.optimizer import float32_master
+from amrsd.optimizer import float32_master, freeze_layers
 
 
 def _run(tx, params, steps=100):
@@ -38,3 +38,14 @@ def test_adam_state_is_float32_and_matches_float32_training():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(adam_state)
              if hasattr(x, "dtype") and x.ndim)
   np.testing.assert_allclose(np.asarray(master["w"]), np.asarray(reference["w"]), rtol=1e-6)
+
+
+def test_freeze_layers_zeroes_the_bottom_blocks_only():
+  stage = freeze_layers(layers=3, frozen=2)
+  updates = {"blocks": jnp.ones((3, 2, 2)), "head": jnp.ones((5,)), "scale": jnp.ones((3,))}
+  out, _ = stage.update(updates, stage.init(updates))
+  np.testing.assert_array_equal(out["blocks"][:2], 0.0)
+  np.testing.assert_array_equal(out["blocks"][2], 1.0)
+  np.testing.assert_array_equal(out["head"], 1.0)
+  # A leaf whose first axis is the layer count is masked too: [L] per-layer scalars.
+  np.testing.assert_array_equal(out["scale"], [0.0, 0.0, 1.0])
