@@ -25,6 +25,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Scan the blocks (compile one) or unroll them (compile all; XLA may overlap a layer's
   # weight gathers with the previous layer). Checkpoints are the same either way.
   c.model.scan_layers = True
+  # auto | xla | chunked | cudnn | splash (amrsd/models/attention.py): auto is cuDNN on
+  # GPUs in bfloat16, splash on TPUs, and on CPU xla below 2048 keys, chunked above.
+  c.model.attention = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path
@@ -135,6 +138,7 @@ _CHOICES = {
     "reflection.teacher_context": ("hint", "raw_reference"),
     "train.trainable": ("full", "top_layers", "lora"),
     "model.remat": ("none", "full", "save_dots"),
+    "model.attention": ("auto", "xla", "chunked", "cudnn", "splash"),
 }
 _POSITIVE = ("train.micro_batches", "rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
              "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",

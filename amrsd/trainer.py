@@ -107,6 +107,7 @@ class Trainer:
         raise ValueError(f"{path}: the model folder has no tokenizer files; training needs one")
       self.model.remat = config.model.remat
       self.model.scan_layers = config.model.scan_layers
+      self.model.attention = config.model.attention
       trainable = self._configure_trainable()
       if self.model.lora_targets:  # adapters are created after loading: place them too
         nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
