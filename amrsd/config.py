@@ -86,6 +86,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Prompt widths the sampler pads to (each compiles once). The student rows of the
   # update are this wide plus max_new_tokens, so a tight first bucket saves update time.
   c.rollout.prompt_buckets = (48, 64, 128, 256, 512, 1024, 2048, 4096)
+  # auto | split | stacked: decode over per-layer copies of the block weights (split,
+  # what XLA:CPU wants) or slices of the stacked ones (no copy); auto splits on CPU only.
+  c.rollout.decode_weights = "auto"
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 20
@@ -139,6 +142,7 @@ _CHOICES = {
     "train.trainable": ("full", "top_layers", "lora"),
     "model.remat": ("none", "full", "save_dots"),
     "model.attention": ("auto", "xla", "chunked", "cudnn", "splash"),
+    "rollout.decode_weights": ("auto", "split", "stacked"),
 }
 _POSITIVE = ("train.micro_batches", "rollout.group_size", "rollout.prompts_per_step", "rollout.max_new_tokens",
              "train.steps", "reflection.hint_max_tokens", "checkpoint.keep", "eval.size",

@@ -112,7 +112,8 @@ class Trainer:
       if self.model.lora_targets:  # adapters are created after loading: place them too
         nnx.update(self.model, sharding.place_state(nnx.state(self.model), self.mesh))
       self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
-                             prompt_buckets=tuple(config.rollout.prompt_buckets))
+                             prompt_buckets=tuple(config.rollout.prompt_buckets),
+                             decode_weights=config.rollout.decode_weights)
       self.templates = dict(config.prompts)
       self.pipeline = data_lib.PromptPipeline(
           train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,

@@ -184,14 +184,16 @@ class Decoder(nnx.Module):
                    preferred_element_type=jnp.float32).astype(jnp.float32)
 
   def hidden_states(self, input_ids, attention_mask=None, *, positions=None, cache=None,
-                    layers=None):
+                    layers=None, window=None):
     """Final normed hidden states [B, T, D] (parameter dtype) and the updated cache.
 
     With a cache (inference) the blocks run as an unrolled loop over per-layer weights:
     a scan slices them out of the stacked [L, ...] arrays, which XLA:CPU does by copying
     each layer's weights, at every decode step. layers: those per-layer weights
     (`split_layers`), so that a decode loop splits them once, outside the loop; by
-    default they are split here.
+    default they are sliced here, from the stacked arrays.
+    window: with a cache, attend over its first `window` slots only (static; every query
+    slot must lie below it): decoding reads the filled part of the cache, not all of it.
     """
     c = self.config
     B, T = input_ids.shape
@@ -235,8 +237,8 @@ class Decoder(nnx.Module):
                                            (0, 0, cache.index, 0)),
               jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype),
                                            (0, 0, 0, cache.index)))
-        k, v = kv
-      attended = attention_lib.attention(q, k, v, key_mask, offset,
+        k, v = kv[0][:, :, :window], kv[1][..., :window]
+      attended = attention_lib.attention(q, k, v, key_mask[:, :window], offset,
                                          implementation=implementation,
                                          block=self.attention_block)
       x = x + attended @ p["wo"]
