@@ -237,15 +237,16 @@ def _cudnn(q, k, v, key_mask):
   """cuDNN fused attention, self-attention only (S == T, no cache).
 
   cuDNN masks by sequence lengths (a row's first n keys are real), not by an arbitrary
-  mask: each left-padded row is rotated so that its real tokens come first, attended
-  with is_causal and its length, and rotated back. RoPE positions were applied before,
-  so the rotation changes nothing else. Limits: bfloat16/float16, head_dim <= 128 (a
-  multiple of 8), the cuDNN version's shape rules; a mask with holes (padding not on the
-  left) is attended as if its real tokens were contiguous.
+  mask: each row is rotated so that its real tokens come first, attended with is_causal
+  and its length, and rotated back. RoPE positions were applied before, so the rotation
+  changes nothing else. Limits: bfloat16/float16, head_dim <= 128 (a multiple of 8), the
+  cuDNN version's shape rules; a row's real tokens must be contiguous (padding on the
+  left and after the end, as the trainer's rows are): a mask with holes inside is
+  attended as if the real tokens were contiguous.
   """
   B, T, H, hd = q.shape
   lengths = jnp.sum(key_mask, axis=1, dtype=jnp.int32)
-  shift = (T - lengths)[:, None]  # left-pad count per row
+  shift = jnp.argmax(key_mask, axis=1)[:, None]  # left-pad count per row
   take = (jnp.arange(T)[None, :] + shift) % T  # rotated slot -> original slot
   give = (jnp.arange(T)[None, :] - shift) % T  # original slot -> rotated slot
   rotate = lambda x, index: jnp.take_along_axis(x, index[:, :, None, None], axis=1)

@@ -20,6 +20,7 @@ T = 11
 def _padded_batch():
   ids = np.random.default_rng(0).integers(2, 128, (len(PADS), T)).astype(np.int32)
   mask = (np.arange(T)[None, :] >= np.array(PADS)[:, None]).astype(np.int32)
+  mask[0, 9:] = 0  # padding after the end of a response, as the trainer's rows have
   return ids, mask
 
 
@@ -137,6 +138,7 @@ def test_splash_masking_matches_xla_in_pallas_interpret_mode(monkeypatch):
   q, k, v = _qkv(B=2, T=130, hd=128)
   key_mask = np.ones((2, 130), bool)
   key_mask[1, :3] = False
+  key_mask[0, 120:] = False
   got = attention_lib._splash(q, k, v, jnp.asarray(key_mask))
   want = attention_lib.attention(q, k, v, jnp.asarray(key_mask), 0, implementation="xla")
   np.testing.assert_allclose(np.asarray(got)[key_mask], np.asarray(want)[key_mask], atol=1e-4)
@@ -145,7 +147,8 @@ def test_splash_masking_matches_xla_in_pallas_interpret_mode(monkeypatch):
 def _kernel_against_xla(implementation, hd):
   q, k, v = (a.astype(jnp.bfloat16) for a in _qkv(B=2, T=256, hd=hd))
   key_mask = np.ones((2, 256), bool)
-  key_mask[1, :37] = False
+  key_mask[1, :37] = False  # left padding
+  key_mask[0, 200:] = False  # padding after the end of a response
   got = attention_lib.attention(q, k, v, jnp.asarray(key_mask), 0,
                                 implementation=implementation)
   want = attention_lib.attention(q, k, v, jnp.asarray(key_mask), 0, implementation="xla")
