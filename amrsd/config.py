@@ -36,6 +36,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Scan the blocks (compile one) or unroll them (compile all; XLA may overlap a layer's
   # weight gathers with the previous layer). Checkpoints are the same either way.
   c.model.scan_layers = True
+  # auto | xla | chunked | cudnn | splash (amrsd/models/attention.py): auto is cuDNN on
+  # GPUs in bfloat16, splash on TPUs, and on CPU xla below 2048 keys, chunked above.
+  c.model.attention = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path
@@ -72,6 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Prompt widths the sampler pads to (each compiles once). The student rows of the
   # update are this wide plus max_new_tokens, so a tight first bucket saves update time.
   c.rollout.prompt_buckets = (48, 64, 128, 256, 512, 1024, 2048, 4096)
+  # auto | split | stacked: decode over per-layer copies of the block weights (split,
+  # what XLA:CPU wants) or slices of the stacked ones (no copy); auto splits on CPU only.
+  c.rollout.decode_weights = "auto"
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 20
@@ -150,6 +156,8 @@ _CHOICES = {
     "reflection.hint_granularity": ("rollout", "group"),
     "reflection.teacher_context": ("hint", "raw_reference"),
     "train.trainable": ("full", "top_layers", "lora"),
+    "model.attention": ("auto", "xla", "chunked", "cudnn", "splash"),
+    "rollout.decode_weights": ("auto", "split", "stacked"),
 }
 # Rule per field: (test, what the message says).
 _RULES = {

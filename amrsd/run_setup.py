@@ -46,6 +46,7 @@ def load_policy(config, mesh=None):
     raise ValueError(f"{path}: the model folder has no tokenizer files; a policy needs one")
   model.remat = config.model.remat
   model.scan_layers = config.model.scan_layers
+  model.attention = config.model.attention
   t = config.train
   layers = model.config.num_hidden_layers
   if t.trainable == "full":

@@ -72,7 +72,8 @@ class Trainer:
                          f"be a multiple of the {self.blocks} processes")
       self.model, self.tokenizer, trainable = load_policy(config, self.mesh)
       self.sampler = Sampler(self.model, self.tokenizer, mesh=self.mesh,
-                             prompt_buckets=tuple(config.rollout.prompt_buckets))
+                             prompt_buckets=tuple(config.rollout.prompt_buckets),
+                             decode_weights=config.rollout.decode_weights)
       self.templates = dict(config.prompts)
       self.pipeline = data_lib.PromptPipeline(
           train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,

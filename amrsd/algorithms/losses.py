@@ -12,20 +12,25 @@ _TAIL_LOG_MASS_MAX = -1e-7
 
 
 def ppo_clip_loss(logp, old_logp, token_adv, mask, *, eps_lo: float, eps_hi: float,
-                  agg: str = "token-mean"):
+                  agg: str = "token-mean", tis_weight=None):
   """PPO-clip surrogate, aggregated over valid tokens.
 
   logp: [N, R] current log-probs (differentiable). old_logp: [N, R] sampler's.
   token_adv: [N, R] (or [N, 1]) advantages. mask: [N, R] valid response tokens.
+  tis_weight: [N, R] truncated importance weights w_t (`truncated_is_weight`, detached
+    here) or None for 1.
     rho = exp(logp - old_logp)
-    l_t = -min(rho A_t, clip(rho, 1 - eps_lo, 1 + eps_hi) A_t)
+    l_t = -w_t min(rho A_t, clip(rho, 1 - eps_lo, 1 + eps_hi) A_t)
   Returns (loss scalar, stats): clip_fraction_low / clip_fraction_high are the valid
   tokens where the clipped term is active below (A < 0, rho < 1 - eps_lo) / above
-  (A > 0, rho > 1 + eps_hi); clip_fraction is their sum.
+  (A > 0, rho > 1 + eps_hi); clip_fraction is their sum; with tis_weight,
+  tis_weight_mean is its mean over valid tokens.
   """
   ratio = jnp.exp(logp - old_logp)
   clipped = jnp.clip(ratio, 1.0 - eps_lo, 1.0 + eps_hi)
   per_token = -jnp.minimum(ratio * token_adv, clipped * token_adv)
+  if tis_weight is not None:
+    per_token = per_token * jax.lax.stop_gradient(tis_weight)
   loss = aggregate(per_token, mask, agg)
   r = jax.lax.stop_gradient(ratio)
   low = ((token_adv < 0) & (r < 1.0 - eps_lo)).astype(jnp.float32)
@@ -33,6 +38,8 @@ def ppo_clip_loss(logp, old_logp, token_adv, mask, *, eps_lo: float, eps_hi: flo
   stats = {"clip_fraction_low": masked_mean(low, mask),
            "clip_fraction_high": masked_mean(high, mask)}
   stats["clip_fraction"] = stats["clip_fraction_low"] + stats["clip_fraction_high"]
+  if tis_weight is not None:
+    stats["tis_weight_mean"] = masked_mean(jax.lax.stop_gradient(tis_weight), mask)
   return loss, stats
 
 
@@ -103,12 +110,22 @@ def topk_distillation_loss(student_topk, teacher_topk, mask, *, alpha: float, we
   return aggregate(per_token, mask, agg), divergence
 
 
-def clipped_is_weight(logp, old_logp, clip: float):
-  """SDPO's importance weight min(exp(logp - old_logp), clip), detached.
+def truncated_is_weight(logp_trainer, logp_sampler, cap: float):
+  """Truncated importance weight min(pi_trainer / pi_sampler, cap) per token, detached.
 
-  The log-ratio is clamped to [-20, 20] first so a stray token cannot overflow."""
-  log_ratio = jnp.clip(jax.lax.stop_gradient(logp - old_logp), -20.0, 20.0)
-  return jnp.minimum(jnp.exp(log_ratio), clip)
+  logp_trainer, logp_sampler: [N, R] float32 nats of the sampled tokens under the
+  trainer's forward and under the sampler that drew them (their numerics differ: bf16,
+  kernels, batch shapes). The log-ratio is clamped to [-20, 20] first so a stray token
+  cannot overflow. Truncated importance sampling (TIS) weights the policy-gradient term
+  by it (`ppo_clip_loss(tis_weight=...)`); SDPO weights its distillation term by it.
+  """
+  log_ratio = jnp.clip(jax.lax.stop_gradient(logp_trainer - logp_sampler), -20.0, 20.0)
+  return jnp.minimum(jnp.exp(log_ratio), cap)
+
+
+def clipped_is_weight(logp, old_logp, clip: float):
+  """SDPO's name for `truncated_is_weight` (old_logp: the sampler's)."""
+  return truncated_is_weight(logp, old_logp, clip)
 
 
 def masked_mean(x, mask):

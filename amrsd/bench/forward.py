@@ -17,6 +17,10 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Rows per forward.")
 _LENGTH = flags.DEFINE_integer("length", 512, "Tokens per row.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed forwards after the compile (best is kept).")
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 4096, "n of the n x n float32 reference matmul.")
+_ATTENTION = flags.DEFINE_list("attention", ["auto"], "model.attention values, each in turn.")
+_COMPILE_ONLY = flags.DEFINE_bool(
+    "compile_only", False, "Print each attention's compiled memory analysis (temporaries) "
+    "instead of timing: e.g. --batch=1 --length=16384 --attention=xla,chunked.")
 
 
 def main(argv):
@@ -38,13 +42,29 @@ def main(argv):
         f"{config.hidden_size}, vocab {config.vocab_size}) loaded in {load_seconds:.1f} s; "
         f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
 
+  ids = jnp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (batch, length)),
+                    jnp.int32)
+  for attention in _ATTENTION.value:
+    model.attention = attention
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, ids: nnx.merge(graphdef, state)(ids))
+    if _COMPILE_ONLY.value:
+      start = time.perf_counter()
+      memory = forward.lower(state, ids).compile().memory_analysis()
+      print(f"attention={attention}: batch {batch} x {length} tokens, temporaries "
+            f"{memory.temp_size_in_bytes / 2**30:.2f} GiB, output "
+            f"{memory.output_size_in_bytes / 2**30:.2f} GiB (compiled in "
+            f"{time.perf_counter() - start:.0f} s)", flush=True)
+    else:
+      print(f"attention={attention}")
+      _time_forward(jax, jnp, forward, state, ids, config)
+
+
+def _time_forward(jax, jnp, forward, state, ids, config):
+  batch, length = ids.shape
   # Measured before and after the forward: the machine may be shared, and a gap between
   # the two shows it. The ratio uses the faster one.
   matmul_before = measure_matmul_flops(jax, jnp, _MATMUL_SIZE.value)
-  graphdef, state = nnx.split(model)
-  forward = jax.jit(lambda state, ids: nnx.merge(graphdef, state)(ids))
-  ids = jnp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (batch, length)),
-                    jnp.int32)
   start = time.perf_counter()
   compiled = forward.lower(state, ids).compile()
   compile_seconds = time.perf_counter() - start

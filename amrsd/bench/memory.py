@@ -1,12 +1,14 @@
 """Peak memory of one compiled AMR-SD train step at 8B scale, without running it.
 
-  python -m amrsd.bench.memory [--devices=32] [--mesh=1,32,1] [--rows=64] ...
+  python -m amrsd.bench.memory [--devices=32] [--mesh=1,32,1] [--rows=64] \
+      [--attention=xla,chunked] [--runs=none:1,save_dots:1,full:1,full:8] ...
 
 Builds a Qwen3-8B-shaped decoder abstractly (no weights are allocated), places it on a
 simulated mesh of fake CPU devices (a v5p-64 slice has 32 chips, 95 GB of HBM each),
 lowers and compiles the jitted train step for abstract inputs, and prints the compiled
 program's per-device memory analysis for each rematerialization policy (model.remat), and
-with gradient accumulation over micro-batches on top of full remat.
+with gradient accumulation over micro-batches on top of full remat, for each attention
+implementation (model.attention).
 """
 
 import os
@@ -43,7 +45,9 @@ flags.DEFINE_integer("rows", 64, "Rows per step (prompts x group).")
 flags.DEFINE_integer("prompt", 512, "Student prompt tokens.")
 flags.DEFINE_integer("context", 768, "Teacher context tokens (prompt + hint).")
 flags.DEFINE_integer("response", 4096, "Response tokens.")
-flags.DEFINE_integer("micro_batches", 8, "Gradient accumulation of the third measurement.")
+flags.DEFINE_list("runs", ["none:1", "save_dots:1", "full:1", "full:8"],
+                  "Measurements as remat:micro_batches.")
+flags.DEFINE_list("attention", ["xla", "chunked"], "model.attention of each measurement.")
 flags.DEFINE_string("size", "8b", "8b (Qwen3-8B shape) or tiny (a quick check of the script).")
 FLAGS = flags.FLAGS
 
@@ -56,9 +60,10 @@ TINY = dict(model_type="qwen3", vocab_size=1024, hidden_size=256, intermediate_s
             qk_norm=True)
 
 
-def measure(config, mesh, remat, micro_batches=1):
+def measure(config, mesh, remat, micro_batches=1, attention="xla"):
   abstract = nnx.eval_shape(lambda: models.Decoder(config, dtype=jnp.bfloat16, remat=remat,
-                                                   rngs=nnx.Rngs(0)))
+                                                   attention=attention, rngs=nnx.Rngs(0)))
+  abstract.mesh = mesh
   graphdef, state = nnx.split(abstract)
   state = jax.tree.map(
       lambda v: v.replace(jax.ShapeDtypeStruct(v.shape, v.dtype,
@@ -115,12 +120,14 @@ def main(argv):
         f"{jax.device_count()} fake CPU devices; {FLAGS.rows} rows, prompt {FLAGS.prompt}, "
         f"teacher context {FLAGS.context}, response {FLAGS.response} tokens")
   gib = 1024 ** 3
-  for remat, micro in (("none", 1), ("save_dots", 1), ("full", 1),
-                       ("full", FLAGS.micro_batches)):
-    m, peak, seconds = measure(config, mesh, remat, micro)
-    print(f"remat={remat:9s} micro_batches={micro}  per device: arguments {m.argument_size_in_bytes / gib:7.2f} "
-          f"GiB  temporaries {m.temp_size_in_bytes / gib:7.2f} GiB  peak estimate "
-          f"{peak / gib:7.2f} GiB  (compiled in {seconds:.0f} s)")
+  for attention in FLAGS.attention:
+    for run in FLAGS.runs:
+      remat, micro = run.split(":")
+      m, peak, seconds = measure(config, mesh, remat, int(micro), attention)
+      print(f"attention={attention:7s} remat={remat:9s} micro_batches={micro}  per device: "
+            f"arguments {m.argument_size_in_bytes / gib:7.2f} "
+            f"GiB  temporaries {m.temp_size_in_bytes / gib:7.2f} GiB  peak estimate "
+            f"{peak / gib:7.2f} GiB  (compiled in {seconds:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

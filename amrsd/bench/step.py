@@ -36,7 +36,7 @@ def main():
   c = model.config
   n, t = args.rows, args.tokens
   r = t // 2
-  batch = _batch(n, t, r, hint_len=32, vocab=c.vocab_size)
+  batch = synthetic_batch(n, t, r, hint_len=32, vocab=c.vocab_size)
   group = min(n, 4)
   tx = optax.sgd(1e-6)  # stateless: the comparison is the loss and gradient work
 
@@ -63,7 +63,7 @@ def main():
       jax.block_until_ready(metrics)
       best = min(best, time.perf_counter() - start)
     times[label] = best
-    flops = _step_flops(c, n, t, t + 32 if label != "grpo" else None, r)
+    flops = step_flops(c, n, t, t + 32 if label != "grpo" else None, r)
     print(f"{label:15s} step {best:7.2f} s (first call {compile_s:.1f} s)  "
           f"{flops / best / 1e9:6.1f} GFLOP/s = {flops / best / matmul_flops:5.1%} of matmul  "
           f"loss {float(metrics['loss']):.4f}")
@@ -76,7 +76,7 @@ def main():
         "of the AMR-SD step (goal < 1 %)")
 
 
-def _batch(n, t, r, hint_len, vocab):
+def synthetic_batch(n, t, r, hint_len, vocab):
   """Random tokens in the step's layout: full-length rows, the teacher sees a longer context."""
   rng = np.random.default_rng(0)
   response = rng.integers(3, vocab, (n, r)).astype(np.int32)
@@ -92,7 +92,7 @@ def _batch(n, t, r, hint_len, vocab):
   }
 
 
-def _step_flops(c, n, t, teacher_t, r):
+def step_flops(c, n, t, teacher_t, r):
   """Matmul FLOPs of one step: student forward + backward (3x), teacher forward (1x)."""
   q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
   per_token = 2 * c.num_hidden_layers * (c.hidden_size * (2 * q + 2 * kv)

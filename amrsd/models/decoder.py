@@ -15,11 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from amrsd import sharding as sharding_lib
+from amrsd.models import attention as attention_lib
 from amrsd.models.config import ModelConfig
-
-# Softmax mask value: finite so that a fully masked row (a pad query) gives a uniform
-# distribution instead of NaN.
-_MASKED = -1e30
 
 
 @jax.tree_util.register_dataclass
@@ -108,15 +106,24 @@ class Decoder(nnx.Module):
     unrolled, compiling every block: slower to compile, room for XLA to overlap one
     layer's weight gathers with the previous layer's compute. Parameters stay stacked
     either way, so checkpoints do not depend on it.
+  attention: an attention_lib.CHOICES name (auto, xla, chunked, cudnn, splash), read at
+    trace time (amrsd/models/attention.py). attention_block: chunked's block size.
+    Decoding one token through a cache always uses the xla path.
   """
 
   def __init__(self, config: ModelConfig, *, dtype=jnp.float32, remat: str = "none",
-               scan_layers: bool = True, rngs: nnx.Rngs):
+               scan_layers: bool = True, attention: str = "auto", rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ValueError(f"remat={remat!r}: choose one of {', '.join(REMAT_POLICIES)}")
     self.config = config
     self.remat = remat
     self.scan_layers = scan_layers
+    self.attention = attention_lib.check_choice(attention)
+    self.attention_block = 512
+    # The mesh the model runs on (set by models.load(..., mesh=)): activations are then
+    # kept split by rows over ("data", "fsdp"), so that XLA gathers each layer's FSDP
+    # weights instead of every row's activations.
+    self.mesh = None
     # Training only the top blocks: the embedding and the lowest `frozen_layers` blocks
     # run under stop_gradient in their own scan, so no backward pass goes below them.
     self.frozen_layers = 0
@@ -177,14 +184,16 @@ class Decoder(nnx.Module):
                    preferred_element_type=jnp.float32).astype(jnp.float32)
 
   def hidden_states(self, input_ids, attention_mask=None, *, positions=None, cache=None,
-                    layers=None):
+                    layers=None, window=None):
     """Final normed hidden states [B, T, D] (parameter dtype) and the updated cache.
 
     With a cache (inference) the blocks run as an unrolled loop over per-layer weights:
     a scan slices them out of the stacked [L, ...] arrays, which XLA:CPU does by copying
     each layer's weights, at every decode step. layers: those per-layer weights
     (`split_layers`), so that a decode loop splits them once, outside the loop; by
-    default they are split here.
+    default they are sliced here, from the stacked arrays.
+    window: with a cache, attend over its first `window` slots only (static; every query
+    slot must lie below it): decoding reads the filled part of the cache, not all of it.
     """
     c = self.config
     B, T = input_ids.shape
@@ -195,23 +204,22 @@ class Decoder(nnx.Module):
       positions = positions_from_mask(attention_mask)
       if cache is not None:  # continue after the real tokens already in the cache
         positions = positions + jnp.sum(cache.mask, axis=1, dtype=jnp.int32)[:, None]
-    x = self.embed[...][input_ids]
+    x = self._split_rows(self.embed[...][input_ids])
 
     if cache is None:
-      key_mask = attention_mask
-      query_slots = jnp.arange(T)
+      key_mask, offset = attention_mask, 0
     else:
       key_mask = jax.lax.dynamic_update_slice(cache.mask, attention_mask, (0, cache.index))
-      query_slots = cache.index + jnp.arange(T)
-    slots = key_mask.shape[1]
-    # [B, 1, 1, T, S]: causal over slots, and never attend to padding.
-    allowed = (jnp.arange(slots)[None, :] <= query_slots[:, None])[None] & key_mask[:, None, :]
-    allowed = allowed[:, None, None]
+      offset = cache.index
+    implementation = "xla" if cache is not None and T == 1 else attention_lib.resolve(
+        attention_lib.check_choice(self.attention), x.dtype, cached=cache is not None,
+        keys=key_mask.shape[1])
 
     inv_freq = rope_frequencies(c)
 
     def block(x, p, kv):
       """One block on layer weights p; kv: this layer's cache (keys, values) or None."""
+      x = self._split_rows(x)
       h = rms_norm(x, p["attn_norm"], c.rms_norm_eps)
       q, k, v = h @ p["wq"], h @ p["wk"], h @ p["wv"]
       if c.attention_bias:
@@ -229,8 +237,11 @@ class Decoder(nnx.Module):
                                            (0, 0, cache.index, 0)),
               jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype),
                                            (0, 0, 0, cache.index)))
-        k, v = kv
-      x = x + _attention(q, k, v, allowed) @ p["wo"]
+        k, v = kv[0][:, :, :window], kv[1][..., :window]
+      attended = attention_lib.attention(q, k, v, key_mask[:, :window], offset,
+                                         implementation=implementation,
+                                         block=self.attention_block)
+      x = x + attended @ p["wo"]
       h = rms_norm(x, p["mlp_norm"], c.rms_norm_eps)
       x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
       return x, kv
@@ -246,6 +257,12 @@ class Decoder(nnx.Module):
       values.append(v)
     new_cache = KVCache(k=tuple(keys), v=tuple(values), mask=key_mask, index=cache.index + T)
     return rms_norm(x, self.final_norm[...], c.rms_norm_eps), new_cache
+
+  def _split_rows(self, x):
+    """x [B, ...] constrained to rows over ("data", "fsdp") when a mesh is set and B splits."""
+    if self.mesh is None or x.shape[0] % (self.mesh.shape["data"] * self.mesh.shape["fsdp"]):
+      return x
+    return jax.lax.with_sharding_constraint(x, sharding_lib.batch_sharding(self.mesh, x.ndim))
 
   def _run_blocks(self, block, x):
     """The blocks without a cache: scanned, or unrolled over static slices (scan_layers)."""
@@ -314,15 +331,3 @@ class Decoder(nnx.Module):
 def _layer(layers, i):
   return jax.tree.map(lambda a: a[i], layers)
 
-
-def _attention(q, k, v, allowed):
-  """Grouped-query attention. q [B,T,H,hd]; k [B,K,S,hd]; v [B,K,hd,S]; allowed [B,1,1,T,S]."""
-  B, T, H, hd = q.shape
-  K = k.shape[1]
-  q = q.reshape(B, T, K, H // K, hd)
-  scores = jnp.einsum("btkgd,bksd->bkgts", q, k,
-                      preferred_element_type=jnp.float32) / math.sqrt(hd)
-  scores = jnp.where(allowed, scores, _MASKED)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum("bkgts,bkds->btkgd", probs, v)
-  return out.reshape(B, T, H * hd)

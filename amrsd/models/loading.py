@@ -65,7 +65,9 @@ def build_model(config: ModelConfig, read, *, source: str, dtype, mesh=None) -> 
     if mesh is not None:
       array = jax.device_put(array, sharding.param_sharding(variable, mesh))
     state[name] = variable.replace(array)
-  return nnx.merge(graphdef, state)
+  model = nnx.merge(graphdef, state)
+  model.mesh = mesh
+  return model
 
 
 def _open_hf_folder(folder):

@@ -4,9 +4,17 @@ Both functions take the model as (graphdef, state) so that the weights are argum
 the compiled program, never constants baked into it: a training step that changes the
 weights is seen by the next call without recompiling.
 
-The decode loop splits the stacked block weights into per-layer arrays once, before its
-first step (`Decoder.hidden_states(layers=...)`): a transient copy of the block weights,
-where slicing them inside the loop would copy them at every step.
+Two ways to read the block weights in the decode loop (DecodeMode.split_weights):
+split: into per-layer arrays once, before the first step (`Decoder.hidden_states(
+  layers=...)`): a transient copy of the block weights, for XLA:CPU, which copies a slice
+  of the stacked weights at every step where it is taken inside the loop.
+stacked: sliced inside each step from the stacked [L, ...] arrays: no copy of the
+  weights per call, for GPUs and TPUs, whose compilers feed a slice to the matmul.
+`choose_weights` picks by backend.
+
+Decode attention reads only the filled part of the cache: the loop runs in segments, one
+per window (powers of two above the prompt width, up to the cache size), and a step in
+the segment of window W attends over the first W slots.
 """
 
 import dataclasses
@@ -24,9 +32,34 @@ class DecodeMode:
 
   greedy: temperature 0, argmax. filtered: top-k and/or top-p filtering is on, which
   needs one full-vocabulary sort per step, so plain sampling skips it.
+  split_weights: split the block weights per layer before the loop (see the module
+  docstring); False slices them from the stacked arrays inside each step.
   """
   greedy: bool
   filtered: bool
+  split_weights: bool = True
+
+
+WEIGHT_CHOICES = ("auto", "split", "stacked")
+
+
+def choose_weights(name: str) -> bool:
+  """split_weights for a WEIGHT_CHOICES name: auto splits on CPU only."""
+  if name not in WEIGHT_CHOICES:
+    raise ValueError(f"decode_weights={name!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
+  if name == "auto":
+    return jax.default_backend() == "cpu"
+  return name == "split"
+
+
+def windows(slots: int, budget: int) -> list[int]:
+  """Attention windows of the decode segments: powers of two above the prompt width
+  slots - budget, then the cache size `slots`."""
+  sizes, width = [], 1 << (slots - budget).bit_length()
+  while width < slots:
+    sizes.append(width)
+    width *= 2
+  return sizes + [slots]
 
 
 def prefill(graphdef, state, prompt_ids, prompt_mask, *, n, budget, batch_sharding=None):
@@ -78,8 +111,9 @@ def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temper
   cache (returned so that a donated input cache is updated in place).
   """
   model = nnx.merge(graphdef, state)
-  layers = model.split_layers()
+  layers = model.split_layers() if mode.split_weights else None
   rows = logits.shape[0]
+  width = cache.k[0].shape[2] - budget  # prompt slots
   row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, row_ids)
   eos = jnp.asarray(eos_ids, jnp.int32)
 
@@ -104,23 +138,29 @@ def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temper
   token, logp, new_done = pick(logits, 0, done)
   buffers = record((tokens, logprobs, mask), 0, token, logp, done)
 
-  def cond(carry):
-    step, _, _, done, _ = carry
-    return (step < max_new_tokens) & ~jnp.all(done)
+  def segment(window):
+    def cond(carry):
+      step, _, _, done, _ = carry
+      # Step s writes slot width + s - 1, which must lie inside the window.
+      return (step < max_new_tokens) & ~jnp.all(done) & (width + step <= window)
 
-  def body(carry):
-    step, cache, token, done, buffers = carry
-    # The token sampled at step - 1 sits at RoPE position length + step - 1.
-    positions = (lengths + step - 1)[:, None]
-    hidden, cache = model.hidden_states(token[:, None], jnp.ones((rows, 1), jnp.int32),
-                                        positions=positions, cache=cache, layers=layers)
-    logits = model.unembed(hidden[:, 0])
-    token, logp, new_done = pick(logits, step, done)
-    buffers = record(buffers, step, token, logp, done)
-    return step + 1, cache, token, new_done, buffers
+    def body(carry):
+      step, cache, token, done, buffers = carry
+      # The token sampled at step - 1 sits at RoPE position length + step - 1.
+      positions = (lengths + step - 1)[:, None]
+      hidden, cache = model.hidden_states(token[:, None], jnp.ones((rows, 1), jnp.int32),
+                                          positions=positions, cache=cache, layers=layers,
+                                          window=window)
+      logits = model.unembed(hidden[:, 0])
+      token, logp, new_done = pick(logits, step, done)
+      buffers = record(buffers, step, token, logp, done)
+      return step + 1, cache, token, new_done, buffers
+    return cond, body
 
   carry = (jnp.int32(1), cache, token, new_done, buffers)
-  steps, cache, _, _, (tokens, logprobs, mask) = jax.lax.while_loop(cond, body, carry)
+  for window in windows(width + budget, budget):
+    carry = jax.lax.while_loop(*segment(window), carry)
+  steps, cache, _, _, (tokens, logprobs, mask) = carry
   return tokens, logprobs, mask, steps, cache
 
 

@@ -74,10 +74,13 @@ class Sampler:
   mesh: optional mesh with axes ("data", "fsdp", ...); rows are sharded over
     ("data", "fsdp") and parameters follow their `out_sharding` annotations.
   prompt_buckets: increasing prompt widths; the largest is the longest prompt accepted.
+  decode_weights: auto | split | stacked, how the decode loop reads the block weights
+    (amrsd/sampling/decode.py): auto splits them per layer on CPU only.
   """
 
   def __init__(self, model, tokenizer, *, mesh: jax.sharding.Mesh | None = None,
-               prompt_buckets: Sequence[int] = DEFAULT_PROMPT_BUCKETS):
+               prompt_buckets: Sequence[int] = DEFAULT_PROMPT_BUCKETS,
+               decode_weights: str = "auto"):
     buckets = tuple(int(b) for b in prompt_buckets)
     if not buckets or any(b <= 0 for b in buckets) or list(buckets) != sorted(set(buckets)):
       raise ValueError(f"Sampler: prompt_buckets={prompt_buckets!r} must be a non-empty, "
@@ -86,6 +89,7 @@ class Sampler:
     self.tokenizer = tokenizer
     self.mesh = mesh
     self.prompt_buckets = buckets
+    self.split_weights = decode_lib.choose_weights(decode_weights)
     self.compile_count = 0
     self.last_timing: GenerateTiming | None = None
     self._graphdef, _ = nnx.split(model)
@@ -167,7 +171,8 @@ class Sampler:
       jax.block_until_ready(logits)
       prefilled = time.perf_counter()
       mode = decode_lib.DecodeMode(greedy=temperature == 0,
-                                   filtered=temperature > 0 and (top_k > 0 or top_p < 1))
+                                   filtered=temperature > 0 and (top_k > 0 or top_p < 1),
+                                   split_weights=self.split_weights)
       tokens, logprobs, out_mask, steps, _ = self._decode(
           state, cache, logits, lengths, put(active), put(row_ids), key,
           jnp.float32(temperature if temperature > 0 else 1.0), jnp.float32(top_p),

@@ -129,3 +129,33 @@ def test_importance_weight_is_clipped_and_detached():
                              [np.exp(0.5), 1.0, 2.0], rtol=1e-6)
   grad = jax.grad(lambda lp: losses.clipped_is_weight(lp, old, 2.0).sum())(logp)
   assert np.all(np.asarray(grad) == 0.0)
+
+
+def test_truncated_is_weights_the_policy_gradient_term_per_token():
+  # Trainer and sampler log-probs of the same sampled tokens; by hand:
+  # w = min(pi_trainer / pi_sampler, 1.5), l_t = -w_t min(rho A, clip(rho) A).
+  logp, old, adv, mask = _inputs()
+  trainer = old + np.random.default_rng(7).normal(0.0, 0.5, old.shape)
+  weight = np.minimum(np.exp(trainer - old), 1.5)
+  ratio = np.exp(logp - old)
+  per_token = -weight * np.minimum(ratio * adv, np.clip(ratio, 0.8, 1.2) * adv)
+  expect = (per_token * mask).sum() / mask.sum()
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  tis = losses.truncated_is_weight(f32(trainer), f32(old), 1.5)
+  np.testing.assert_allclose(tis, weight, rtol=1e-5)
+  assert (np.asarray(tis) <= 1.5).all() and (np.asarray(tis) < 1.5).any()
+
+  def loss(lp, weight):
+    return losses.ppo_clip_loss(lp, f32(old), f32(adv), f32(mask), eps_lo=0.2, eps_hi=0.2,
+                                tis_weight=weight)
+  value, stats = loss(f32(logp), tis)
+  assert float(value) == pytest.approx(expect, rel=1e-5)
+  assert float(stats["tis_weight_mean"]) == pytest.approx((weight * mask).sum() / mask.sum(),
+                                                          rel=1e-5)
+  # Detached: a weight computed from the differentiated log-probs adds no gradient.
+  with_weight = jax.grad(lambda lp: loss(lp, losses.truncated_is_weight(lp, f32(old), 1.5))[0])
+  by_hand = jax.grad(lambda lp: loss(lp, jnp.minimum(jnp.exp(f32(logp) - f32(old)), 1.5))[0])
+  np.testing.assert_allclose(with_weight(f32(logp)), by_hand(f32(logp)), rtol=1e-6)
+  # None is weight 1: the plain PPO-clip loss.
+  plain = losses.ppo_clip_loss(f32(logp), f32(old), f32(adv), f32(mask), eps_lo=0.2, eps_hi=0.2)
+  assert float(loss(f32(logp), None)[0]) == float(plain[0])

@@ -8,6 +8,7 @@ from flax import nnx
 
 from amrsd import models
 from amrsd.sampling import Sampler
+from amrsd.sampling import decode as decode_lib
 from tests.conftest import tiny_config
 
 BUCKETS = (8, 16, 32)
@@ -205,3 +206,32 @@ def test_real_model_greedy_matches_full_forward(smollm):
   assert_matches_full_forward(model, result, greedy=True)
   assert "12" in result.texts[0]
   assert set(result.stop_reasons) <= {"eos", "length"}
+
+
+@pytest.mark.parametrize("decode_weights", ["split", "stacked"])
+def test_windowed_decode_matches_full_forward(decode_weights, tiny_model, tiny_tokenizer):
+  # Prompt bucket 16 and a 64-slot budget: decode runs in windows of 32, 64 and 80 slots.
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS,
+                    decode_weights=decode_weights)
+  assert decode_lib.windows(16 + 64, 64) == [32, 64, 80]
+  result = sampler.generate(PROMPTS, max_new_tokens=40, temperature=0)
+  assert result.completion_mask[:, -1].any()  # some row reaches the last window
+  assert_matches_full_forward(tiny_model, result, greedy=True)
+
+
+def test_unknown_decode_weights_names_the_choices(tiny_model, tiny_tokenizer):
+  with pytest.raises(ValueError, match="choose one of auto, split, stacked"):
+    Sampler(tiny_model, tiny_tokenizer, decode_weights="copied")
+
+
+@pytest.mark.slow
+def test_real_model_split_and_stacked_decode_give_the_same_greedy_tokens(smollm):
+  model, tokenizer = smollm
+  prompts = ["The capital of France is", "Once upon a time, in a small village,"]
+  results = [Sampler(model, tokenizer, prompt_buckets=(32, 64), decode_weights=weights)
+             .generate(prompts, max_new_tokens=40, temperature=0)
+             for weights in ("split", "stacked")]
+  assert decode_lib.windows(32 + 64, 64) == [64, 96]  # two windows
+  np.testing.assert_array_equal(results[0].completion_ids, results[1].completion_ids)
+  assert results[0].completion_mask.sum() > 2 * 33  # decoding went past the first window
+  assert_matches_full_forward(model, results[1], greedy=True)
