@@ -30,7 +30,6 @@ from amrsd.rewards import feedback as fb
 # A comparison math-verify could not finish counts as a leak: retrying costs one hint,
 # showing the answer costs the method.
 UNDECIDED = (fb.TIMED_OUT, fb.OUT_OF_MEMORY, fb.WORKER_DIED)
-MATH_TIMEOUT_S = 2.0
 # Tool-call argument values that are not checked: they cannot be told apart from ordinary
 # words and counts in a hint ("one call", "the first page", "true"), and carry next to
 # nothing the policy could not guess.
@@ -154,7 +153,9 @@ def answer_spans(hint: str) -> tuple[tuple[str, bool], ...]:
   spans of their own either way. List enumerators ("1. ", "2) " at a line start) are
   not answers.
   """
-  text = _ENUMERATOR.sub(" ", hint.replace("\u2212", "-"))
+  # LaTeX thousands separators ("1{,}000", "1\\,000") read as plain ones.
+  text = re.sub(r"(?<=\d)(?:\{,\}|\\,)(?=\d{3})", ",", hint.replace("\u2212", "-"))
+  text = _ENUMERATOR.sub(" ", text)
   spans = set()
   for match in _DELIMITED.finditer(text):
     content = _unsigned(next(g for g in match.groups() if g is not None).strip())
@@ -289,13 +290,14 @@ def _rational(text: str):
 
 def _any_equivalent(pairs) -> bool:
   """Whether math-verify finds any (span, gold) pair equal, in the verifier pool's worker
-  processes under its hard time limit; an undecided comparison counts as equal."""
+  processes under the verifiers' hard time limit (a worker's first LaTeX parse alone can
+  take seconds); an undecided comparison counts as equal."""
   if not pairs:
     return False
   from amrsd import rewards  # the pool's module; imported here to keep leaks() light
   verdicts = rewards.verify_batch(
       "math", [f"\\boxed{{{span}}}" for span, _ in pairs],
-      [{"answer": gold} for _, gold in pairs], timeout=MATH_TIMEOUT_S)
+      [{"answer": gold} for _, gold in pairs], timeout=rewards.DEFAULT_TIMEOUT_S)
   return any(v.reward >= 1.0 or v.feedback in UNDECIDED for v in verdicts)
 
 

@@ -292,7 +292,8 @@ class Trainer:
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))
-      stats = {"hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
+      stats = {"hint_requests": rstats.hint_requests,
+               "hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
                "hints_retried": rstats.hints_retried, "hints_empty": rstats.hints_empty,
                "hints_unfinished": rstats.hints_unfinished,
                "hints_skipped": rstats.hints_skipped,
