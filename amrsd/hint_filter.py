@@ -39,6 +39,9 @@ MIN_TOOL_STRING = 2
 _NUMBER = re.compile(r"(?<![\w.])(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
                      r"(?!\d|,\d{3}|(?:st|nd|rd|th)s?\b)")  # ordinals are not values
 _RATIO = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)(?![\d.]\d)")
+_POWER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*\^\s*\{?\s*(\d+)\s*\}?")
+# Exponents and indices ("x^2", "a_{12}") are not values of their own.
+_SCRIPT = re.compile(r"[\^_]\s*\{?\s*\d+\s*\}?")
 _ENUMERATOR = re.compile(r"(?m)^\s*\d+[.)](?=\s)")
 _LATEX_VALUE = re.compile(r"\\(?:[dt]?frac|sqrt|pi|boxed|fbox)(?![A-Za-z])")
 _DELIMITED = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
@@ -62,8 +65,8 @@ def leaks(hint: str, answers, sources=(), *, verifier: str = "math", ngram: int 
           max_copied: float = 0.5) -> bool:
   """True when `hint` gives a gold answer away or copies a source.
 
-  answers: every gold form (math: the answer; mcq: the letter and the option's text;
-  tooluse: the gold calls, e.g. the JSON list of {"Action", "Action_Input"}).
+  answers: every gold form, or one (math: the answer; mcq: the letter and the option's
+  text; tooluse: the gold calls, e.g. the JSON list of {"Action", "Action_Input"}).
   sources: texts the hint must not copy: max_copied of its distinct ngram-token n-grams
   found in one source is a copy. verifier: the verifier's name; "mcq" and "tooluse" have
   their own rules, every other name is numeric (math).
@@ -72,6 +75,7 @@ def leaks(hint: str, answers, sources=(), *, verifier: str = "math", ngram: int 
     raise TypeError(f"leaks: hint must be str, got {type(hint).__name__}")
   if isinstance(answers, (str, dict)):
     answers = [answers]
+  answers = [a for a in answers if a is not None]
   if verifier == "mcq":
     leaked = _states_choice(hint, answers)
   elif verifier == "tooluse":
@@ -166,7 +170,8 @@ def answer_spans(hint: str) -> tuple[tuple[str, bool], ...]:
   latex, text = _latex_values(text)
   spans |= {(s, False) for s in latex}
   spans |= {(f"{m.group(1)}/{m.group(2)}", False) for m in _RATIO.finditer(text)}
-  text, fractions_in_words = _words_to_digits(_RATIO.sub(" ", text))
+  spans |= {(f"{m.group(1)}^{m.group(2)}", False) for m in _POWER.finditer(text)}
+  text, fractions_in_words = _words_to_digits(_SCRIPT.sub(" ", _RATIO.sub(" ", text)))
   spans |= {(s, False) for s in fractions_in_words}
   spans |= {(m.group(0), False) for m in _NUMBER.finditer(text)}
   # "50%" is also 1/2; "½" is a character of its own.
@@ -272,8 +277,13 @@ def _has_words(gold: str) -> bool:
 
 
 def _rational(text: str):
-  """The exact value of a number, a/b or \\frac{a}{b} written with plain digits, else None."""
+  """The exact value of a number, a/b, a^b (b <= 64) or \\frac{a}{b} written with plain
+  digits, else None."""
   text = re.sub(r"\s+", "", text)
+  power = re.fullmatch(r"(\d+(?:\.\d+)?)\^\{?(\d+)\}?", text)
+  if power:
+    exponent = int(power.group(2))
+    return fractions.Fraction(power.group(1)) ** exponent if exponent <= 64 else None
   if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
     text = text.replace(",", "")
   frac = re.fullmatch(r"\\[dt]?frac(?:\{([\d.]+)\}|(\d))(?:\{([\d.]+)\}|(\d))", text)

@@ -135,7 +135,7 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   generate(prompts, attempt) writes the hints (the sampler at the reflection temperature,
   a different seed per attempt) and returns a result with `texts` and `stop_reasons`
   ("length" = cut at the token limit) per prompt, and optionally `completion_mask`
-  [prompts, T] (hint lengths in tokens). Only rollouts that need_hint(rewards) are asked.
+  [prompts, T] (hint lengths in tokens). Only rollouts that needs_hint() are asked.
   granularity "group" writes one hint per prompt, from the group's first failed rollout
   (failures carry the most information), else its first, and gives it to all G rollouts.
   A hint that leaks (amrsd.hint_filter.leaks against the record's gold forms for
@@ -148,11 +148,11 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   if granularity not in ("rollout", "group"):
     raise ValueError(f"hint_granularity must be 'rollout' or 'group', got {granularity!r}")
   needed = needs_hint(packets, rewards, group_size)
-  span = group_size if granularity == "group" else 1
-  # writer of each block of `span` rollouts that share a hint, and that block's rollouts
+  width = group_size if granularity == "group" else 1
+  # The writer of each block of `width` rollouts that share a hint -> those rollouts.
   writers = {}
-  for start in range(0, len(completions), span):
-    block = [i for i in range(start, start + span) if needed[i]]
+  for start in range(0, len(completions), width):
+    block = [i for i in range(start, start + width) if needed[i]]
     failed = [i for i in block if not packets[i].correct]
     if block:
       writers[(failed or block)[0]] = block

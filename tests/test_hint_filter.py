@@ -47,6 +47,9 @@ MATH_LEAKS = [
     (r"Then \boxed 42.", ["42"]),
     ("Forty Two, right?", [r"\boxed{42}"]),
     ("It is 10.", [r"10\%"]),
+    ("Is it 10^2?", ["100"]),
+    (r"It is $1{,}000$.", ["1000"]),
+    ("It is 42.", [None, 42]),
 ]
 
 MATH_PASSES = [
@@ -66,6 +69,9 @@ MATH_PASSES = [
     ("Did you divide by 12 or by 21?", ["42"]),
     ("Is 0.05 the rate?", ["0.5"]),
     ("Look at 1/4 of the area.", [HALF]),
+    ("Use a^2 + b^2 = c^2 here.", ["2"]),
+    ("Which term is a_{12}?", ["12"]),
+    ("None of the steps uses the area.", [None, "42"]),
 ]
 
 
