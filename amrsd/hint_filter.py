@@ -354,9 +354,10 @@ def _states_letter(hint: str, letter: str) -> bool:
     return True
   for match in re.finditer(rf"(?<![\w'’-]){letter}(?![\w'’-])", hint):
     following = hint[match.end():]
-    if letter == "A" and re.match(rf"\s+[a-z]", following) and not re.match(
-        rf"\s+(?:{_LETTER_FOLLOWERS})\b", following):
-      continue  # the article: "A careful look"
+    if (letter == "A" and re.search(r"(?:^|[.!?:]\s+|\n\s*|[\"“‘(*]\s*)$", hint[:match.start()])
+        and re.match(r"\s+[a-z]", following)
+        and not re.match(rf"\s+(?:{_LETTER_FOLLOWERS})\b", following)):
+      continue  # the article, which starts a sentence: "A careful look"
     if letter == "I" and re.match(r"\s+[a-z’']", following):
       continue  # the pronoun: "I would check"
     return True

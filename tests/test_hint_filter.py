@@ -92,6 +92,7 @@ MCQ_LEAKS = [
     ("the answer is b", MCQ), ("Is it B?", MCQ), ("Think about 1.69 again.", MCQ),
     ("Is it A or C?", ["A", "2.49"]), ("I think A is right.", ["A", "2.49"]),
     ("Choice: A", ["A", "2.49"]), ("Option A it is.", ["A", "2.49"]),
+    ("Is A correct?", ["A", "2.49"]),
     ("Consider the Mitochondrial Matrix.", ["C", "mitochondrial matrix"]),
     ("Go with the second option.", MCQ), ("Option 2 looks right.", MCQ),
     ("Is -.01 it?", ["A", "-0.01"]),
@@ -99,6 +100,7 @@ MCQ_LEAKS = [
 MCQ_PASSES = [
     ("Because the second step divides, check it.", MCQ), ("Consider option C once more.", MCQ),
     ("A careful look at the units helps.", ["A", "2.49"]),
+    ("Good start. A second look at the units helps.", ["A", "2.49"]),
     ("Are you sure about the second step?", ["A", "2.49"]),
     ("the answer is a bit off; recheck the sign.", ["A", "2.49"]),
     ("Hepatitis B-cell counts matter here.", MCQ), ("Is 21.69 plausible?", MCQ),
