@@ -320,7 +320,8 @@ def _states_choice(hint: str, answers) -> bool:
     if letter:
       if _states_letter(hint, letter.group(1).upper()):
         return True
-    elif answer and (contains_phrase(hint, answer) or _states_number(hint, answer)):
+    elif answer and (contains_phrase(hint, answer.strip(".,;:!?\"' ")) or
+                     _states_number(hint, answer)):
       return True
   return False
 

@@ -96,6 +96,7 @@ MCQ_LEAKS = [
     ("Consider the Mitochondrial Matrix.", ["C", "mitochondrial matrix"]),
     ("Go with the second option.", MCQ), ("Option 2 looks right.", MCQ),
     ("Is -.01 it?", ["A", "-0.01"]),
+    ("So it increases with temperature?", ["D", "It increases with temperature."]),
 ]
 MCQ_PASSES = [
     ("Because the second step divides, check it.", MCQ), ("Consider option C once more.", MCQ),
