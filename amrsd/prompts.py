@@ -12,6 +12,7 @@ TEMPLATES = {
     "reflect_with_peer": (
         "Problem:\n{problem}\n\n"
         "Your attempt (end):\n{attempt}\n\n"
+        "The checker said: {feedback}\n\n"
         "An accepted solution, shown only to you:\n{peer}\n\n"
         "Compare your attempt with the accepted one. Write at most three short Socratic "
         "questions or nudges that lead to the first wrong step. Do not state the final "

@@ -12,6 +12,7 @@ import dataclasses
 import re
 
 from amrsd import prompts
+from amrsd.hint_filter import gold_answers, leaks
 
 # What a teacher can be conditioned on; each method's record in amrsd.algorithms.registry
 # names one. none: no teacher | hint: problem + a hint the policy wrote (phase 2) |
@@ -19,8 +20,9 @@ from amrsd import prompts
 # peer and/or the verifier's feedback | derive: problem + reference + "derive it yourself".
 TEACHER_CONTEXTS = ("none", "hint", "reference", "peer", "derive")
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# A closed block; an unclosed one runs to the end (cut off mid-thought); a lone closing
+# tag ends thinking that the chat template opened in the prompt.
+_THINK = re.compile(r"<think>.*?(?:</think>|$)|^.*?</think>", re.DOTALL)
 
 
 @dataclasses.dataclass
@@ -38,27 +40,38 @@ class Packet:
 
 @dataclasses.dataclass
 class ReflectionStats:
-  """What one reflect call did; all fields are counts, so they add up over processes."""
-  hints_made: int = 0       # rollouts that ended with a hint
-  hints_rejected: int = 0   # hints the leak filter rejected (first tries and retries)
-  hints_retried: int = 0    # rollouts whose first hint was rejected and got a second try
-  hints_empty: int = 0      # rollouts without a hint (empty packet or rejected twice)
-  hint_chars: int = 0       # characters of all hints made
+  """What one reflect call did; all fields are counts, so they add up over processes.
+
+  A request is one prompt sent to the writer (a group hint is one request, not G)."""
+  hint_requests: int = 0     # first tries and retries
+  hints_rejected: int = 0    # requests whose hint leaked (gold or copy)
+  hints_unfinished: int = 0  # requests whose hint hit the token limit or was only thinking
+  hints_retried: int = 0     # requests whose first hint was refused and got a second try
+  hints_made: int = 0        # rollouts that ended with a hint
+  hints_empty: int = 0       # rollouts without a hint (no request, or refused twice)
+  hints_skipped: int = 0     # rollouts that needed no hint (zero-variance group, empty packet)
+  hint_chars: int = 0        # characters of the hints of all rollouts that have one
+  hint_tokens: int = 0       # generated tokens of those hints (0 when the writer gives none)
 
   @property
   def hint_length_mean(self) -> float:
     return self.hint_chars / self.hints_made if self.hints_made else 0.0
 
   @property
+  def hint_tokens_mean(self) -> float:
+    return self.hint_tokens / self.hints_made if self.hints_made else 0.0
+
+  @property
   def leak_rate(self) -> float:
-    tries = self.hints_made + self.hints_rejected
-    return self.hints_rejected / tries if tries else 0.0
+    """Rejected requests / requests (ALGORITHMS.md 3.1)."""
+    return self.hints_rejected / self.hint_requests if self.hint_requests else 0.0
 
 
-def strip_thinking(text: str, max_chars: int) -> str:
-  """Removes <think> blocks and keeps the last max_chars characters (the answer end)."""
+def strip_thinking(text: str, max_chars: int | None = None) -> str:
+  """Removes thinking (<think> blocks, closed or not, and the text before a lone </think>)
+  and keeps the last max_chars characters (the answer end; None keeps all)."""
   text = _THINK.sub("", text).strip()
-  return text if len(text) <= max_chars else "..." + text[-max_chars:]
+  return text if max_chars is None or len(text) <= max_chars else "..." + text[-max_chars:]
 
 
 def diagnose(records, completions, rewards, feedbacks, group_size, *,
@@ -82,122 +95,116 @@ def diagnose(records, completions, rewards, feedbacks, group_size, *,
   return packets
 
 
-def hint_prompt(record, attempt, packet, *, templates=None, attempt_max_chars=400):
-  """Phase 2 prompt (a chat message list) for one packet; None for an empty packet."""
+def hint_prompt(record, attempt, packet, *, templates=None, tokenizer=None,
+                attempt_max_chars=400):
+  """Phase 2 prompt for one packet; None for an empty packet.
+
+  A chat message list, or with `tokenizer` the chat-templated text with thinking switched
+  off (`enable_thinking=False`, which Qwen3-style templates read and others ignore): a
+  hint is a short answer, and thinking would spend its token budget. The verifier's
+  feedback goes with the peer or the reference (ALGORITHMS.md 3.1, packet).
+  """
   if packet.empty:
     return None
-  fields = dict(problem=record["problem"], attempt=strip_thinking(attempt, attempt_max_chars))
+  fields = dict(problem=record["problem"], attempt=strip_thinking(attempt, attempt_max_chars),
+                feedback=packet.feedback)
   if packet.correct:
     text = prompts.render("reflect_success", templates, **fields)
   elif packet.peer or packet.reference:
     text = prompts.render("reflect_with_peer", templates, peer=packet.peer or packet.reference,
                           **fields)
   else:
-    text = prompts.render("reflect_with_feedback", templates, feedback=packet.feedback, **fields)
-  return [{"role": "user", "content": text}]
+    text = prompts.render("reflect_with_feedback", templates, **fields)
+  messages = [{"role": "user", "content": text}]
+  if tokenizer is None:
+    return messages
+  return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                       enable_thinking=False)
 
 
-def normalize_answer(text: str) -> str:
-  """Canonical form of a final answer for leak matching: '1,000.0' -> '1000'."""
-  text = str(text).strip().strip("$").replace(",", "").replace(" ", "")
-  boxed = re.search(r"\\boxed\{(.*)\}", text)
-  if boxed:
-    text = boxed.group(1)
-  if re.fullmatch(r"-?\d+\.0*", text):
-    text = text.split(".")[0]
-  return text
+def needs_hint(packets, rewards, group_size) -> list[bool]:
+  """Per rollout: whether a hint (and so a teacher forward) can change its loss. Not in a
+  group whose rewards are all equal (every advantage is 0) nor with an empty packet."""
+  rewards = [float(r) for r in rewards]
+  if len(rewards) != len(packets) or len(packets) % group_size:
+    raise ValueError(f"needs_hint: {len(packets)} packets and {len(rewards)} rewards must be "
+                     f"equal in number and a multiple of group_size={group_size}")
+  groups = [rewards[start:start + group_size] for start in range(0, len(rewards), group_size)]
+  return [max(groups[i // group_size]) > min(groups[i // group_size]) and not packet.empty
+          for i, packet in enumerate(packets)]
 
 
-def leaks(hint: str, answers, sources, *, ngram=8, max_copied=0.5) -> bool:
-  """True when the hint contains a normalized answer or copies long n-grams of a source.
-
-  Numbers are compared as numbers (42 matches '42.0' and '\\boxed{42}'); spelled-out
-  numbers ("forty-two") are not detected.
-  """
-  hint_numbers = {normalize_answer(n) for n in _NUMBER.findall(hint)}
-  hint_flat = normalize_answer(hint)
-  for answer in answers:
-    norm = normalize_answer(answer)
-    if not norm:
-      continue
-    if re.fullmatch(r"-?\d+(\.\d+)?", norm):
-      if norm in hint_numbers:
-        return True
-    elif norm in hint_flat:
-      return True
-  words = hint.split()
-  grams = {tuple(words[k:k + ngram]) for k in range(len(words) - ngram + 1)}
-  if grams:
-    for source in sources:
-      source_words = source.split()
-      source_grams = {tuple(source_words[k:k + ngram])
-                      for k in range(len(source_words) - ngram + 1)}
-      if len(grams & source_grams) / len(grams) >= max_copied:
-        return True
-  return False
-
-
-def reflect(generate, records, completions, packets, group_size, *, granularity="rollout",
-            templates=None, answer_of=None, collective=False):
+def reflect(generate, records, completions, packets, group_size, *, rewards,
+            granularity="rollout", verifier="math", templates=None, tokenizer=None,
+            collective=False):
   """Phase 2: hints (str or None) for every rollout, and ReflectionStats.
 
-  generate(prompts: list[messages], attempt: int) -> list[str] writes the hints (the
-  sampler at the reflection temperature, a different seed per attempt). granularity
-  "group" writes one hint per prompt, from the group's first failed rollout (failures
-  carry the most information), else its first rollout, and gives it to all G rollouts.
-  answer_of(text) -> str extracts a final answer from a peer rollout (for leak checks).
+  generate(prompts, attempt) writes the hints (the sampler at the reflection temperature,
+  a different seed per attempt) and returns a result with `texts` and `stop_reasons`
+  ("length" = cut at the token limit) per prompt, and optionally `completion_mask`
+  [prompts, T] (hint lengths in tokens). Only rollouts that needs_hint() are asked.
+  granularity "group" writes one hint per prompt, from the group's first failed rollout
+  (failures carry the most information), else its first, and gives it to all G rollouts.
+  A hint that leaks (amrsd.hint_filter.leaks against the record's gold forms for
+  `verifier`; copy sources: the peer, the reference and the responses it goes with), is
+  cut off, or is only thinking gets one retry, then none. tokenizer: hint prompts are
+  templated here with thinking off (see hint_prompt); None sends chat messages.
   collective: call generate for both attempts even with nothing to ask, for multi-process
   runs where generate is a collective that every process enters.
   """
   if granularity not in ("rollout", "group"):
     raise ValueError(f"hint_granularity must be 'rollout' or 'group', got {granularity!r}")
-  if granularity == "group":
-    writers = []
-    for start in range(0, len(completions), group_size):
-      group = range(start, start + group_size)
-      failed = [i for i in group if not packets[i].correct and not packets[i].empty]
-      writers.append(failed[0] if failed else start)
-  else:
-    writers = list(range(len(completions)))
+  needed = needs_hint(packets, rewards, group_size)
+  width = group_size if granularity == "group" else 1
+  # The writer of each block of `width` rollouts that share a hint -> those rollouts.
+  writers = {}
+  for start in range(0, len(completions), width):
+    block = [i for i in range(start, start + width) if needed[i]]
+    failed = [i for i in block if not packets[i].correct]
+    if block:
+      writers[(failed or block)[0]] = block
 
-  stats = ReflectionStats()
-  hints = {}
-  pending = []
-  for i in writers:
-    request = hint_prompt(records[i // group_size], completions[i], packets[i],
-                          templates=templates)
-    if request is not None:
-      pending.append((i, request))
+  stats = ReflectionStats(hints_skipped=len(completions) - sum(needed))
+  hints, tokens = {}, {}
+  pending = [(i, hint_prompt(records[i // group_size], completions[i], packets[i],
+                             templates=templates, tokenizer=tokenizer)) for i in writers]
   for attempt in range(2):
     if not pending and not collective:
       break
-    texts = generate([request for _, request in pending], attempt)
+    result = generate([request for _, request in pending], attempt)
+    if len(result.texts) != len(pending) or len(result.stop_reasons) != len(pending):
+      raise ValueError(f"reflect: generate returned {len(result.texts)} hints for "
+                       f"{len(pending)} requests (attempt {attempt})")
+    mask = getattr(result, "completion_mask", None)
+    stats.hint_requests += len(pending)
     retry = []
-    for (i, request), text in zip(pending, texts):
+    for k, ((i, request), text, reason) in enumerate(
+        zip(pending, result.texts, result.stop_reasons)):
+      text = strip_thinking(text)
       record, packet = records[i // group_size], packets[i]
-      answers = [record.get("answer", "")]
-      sources = [s for s in (packet.peer, packet.reference) if s]
-      if packet.peer and answer_of is not None and answer_of(packet.peer):
-        answers.append(answer_of(packet.peer))
-      text = text.strip()
-      if not text:
-        continue
-      if leaks(text, answers, sources):
+      sources = [packet.peer, packet.reference] + [completions[j] for j in writers[i]]
+      if reason == "length" or not text:
+        stats.hints_unfinished += 1
+      elif leaks(text, gold_answers(record, verifier), [s for s in sources if s],
+                 verifier=verifier):
         stats.hints_rejected += 1
-        if attempt == 0:
-          stats.hints_retried += 1
-          retry.append((i, request))
+      else:
+        hints[i], tokens[i] = text, int(mask[k].sum()) if mask is not None else 0
         continue
-      hints[i] = text
+      if attempt == 0:
+        stats.hints_retried += 1
+        retry.append((i, request))
     pending = retry
 
-  out = []
-  for i in range(len(completions)):
-    writer = writers[i // group_size] if granularity == "group" else i
-    out.append(hints.get(writer))
-  stats.hints_made = sum(h is not None for h in out)
+  out = [None] * len(completions)
+  for writer, block in writers.items():
+    for i in block:
+      out[i] = hints.get(writer)
+      if writer in hints:
+        stats.hints_made += 1
+        stats.hint_chars += len(out[i])
+        stats.hint_tokens += tokens[writer]
   stats.hints_empty = len(out) - stats.hints_made
-  stats.hint_chars = sum(len(h) for h in out if h is not None)
   return out, stats
 
 

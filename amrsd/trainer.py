@@ -29,7 +29,6 @@ from amrsd.batch import build_batch, teacher_context_ids
 from amrsd.checkpointing import Checkpointer, abstract_like
 from amrsd.metrics import MetricsWriter, read_metrics
 from amrsd.plot import plot_runs
-from amrsd.rewards.extract import numeric_answer
 from amrsd.rewards.registry import validate_name
 from amrsd.run_setup import load_policy, make_optimizer, open_sources, task_template
 from amrsd.sampling import Sampler
@@ -201,16 +200,21 @@ class Trainer:
         key = jax.random.fold_in(rng.stream(c.seed, step, "reflect"), attempt)
         out = self.sampler.generate(requests, max_new_tokens=c.reflection.hint_max_tokens,
                                     temperature=c.reflection.hint_temperature, seed=key)
-        return out.texts
+        return out
       hints, rstats = reflection.reflect(
-          write, records, texts, packets, G, granularity=c.reflection.hint_granularity,
-          templates=self.templates, answer_of=numeric_answer, collective=self.blocks > 1)
+          write, records, texts, packets, G, rewards=reward,
+          granularity=c.reflection.hint_granularity, verifier=self.verifier,
+          templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1)
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))
-      stats = {"hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
+      stats = {"hint_requests": rstats.hint_requests,
+               "hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
                "hints_retried": rstats.hints_retried, "hints_empty": rstats.hints_empty,
+               "hints_unfinished": rstats.hints_unfinished,
+               "hints_skipped": rstats.hints_skipped,
                "hint_length_mean": rstats.hint_length_mean,
+               "hint_tokens_mean": rstats.hint_tokens_mean,
                "hint_leak_rate": rstats.leak_rate,
                "hint_fraction": rstats.hints_made / (len(texts) * self.blocks)}
     teacher = reflection.teacher_contexts(context, records, packets, hints, G,

@@ -187,5 +187,7 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
   assert np.isfinite(row["loss"]) and row["teacher_token_mismatch"] == 0.0
   if method == "amrsd":
     assert row["hints_made"] + row["hints_empty"] == 8
-    assert row["hints_made"] > 0 and row["hint_length_mean"] > 0
+    # Zero-variance groups ask for no hint (it could not change the loss); others do.
+    assert row["hints_skipped"] == 8 or row["hint_requests"] > 0
+    assert (row["hint_length_mean"] > 0) == (row["hints_made"] > 0)
   assert 0.0 <= row["hint_fraction"] <= 1.0
