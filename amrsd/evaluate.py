@@ -26,6 +26,10 @@ BENCHMARKS = {
     "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
     "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
     "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
+    # Rows carry their own system prompt (the answer format); the user message is as is.
+    **{f"sciknoweval_{s}": (f"sciknoweval/{s}_test.jsonl", "mcq", "{problem}")
+       for s in ("biology", "chemistry", "material", "physics")},
+    "tooluse": ("tooluse_test.jsonl", "tooluse", "{problem}"),
 }
 
 
@@ -33,8 +37,9 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
                   seed, batch_size=64) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
-  records: dicts with "problem" and "answer". verifier: a name for
-  amrsd.rewards.verify_batch. With several processes, records are this process's share.
+  records: dicts with "problem" and "answer" (and "system", used when present). verifier:
+  a name for amrsd.rewards.verify_batch. With several processes, records are this
+  process's share.
   """
   from amrsd import rewards
   # With several processes each scores its own records; generate is a collective, so
@@ -45,7 +50,7 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   rows = []
   for start in range(0, chunks * batch_size, batch_size):
     chunk = records[start:start + batch_size]
-    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
+    messages = [prompts.chat_messages(r, template) for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,
@@ -91,7 +96,6 @@ def load_policy(config, checkpoint):
 
 def main(argv):
   del argv
-  from amrsd.data import FileSource
   from amrsd.sampling import Sampler
   config = _CONFIG.value
   data_dir = _DATA_DIR.value or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -100,42 +104,52 @@ def main(argv):
   sampler = Sampler(model, tokenizer)
   results = {}
   for name in _BENCHMARKS.value:
-    if name in BENCHMARKS:
-      file, verifier, template = BENCHMARKS[name]
-      path = os.path.join(data_dir, file)
-    elif name.endswith(".jsonl"):
-      path, verifier, template = name, "math", MATH_TEMPLATE
-    else:
-      raise app.UsageError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
-                           "or a .jsonl path")
-    if not os.path.exists(path):
-      raise app.UsageError(f"{path} not found; pass --data_dir (the public datasets are "
-                           "openai/gsm8k, HuggingFaceH4/MATH-500, AIME/AMC/HMMT problem sets)")
-    source = FileSource(path)
-    records = [source[i] for i in range(len(source))][:_LIMIT.value or None]
-    template = dict(config.prompts).get("task", template) if name not in BENCHMARKS else template
-    results[name] = evaluate_records(sampler, records, verifier, template=template,
-                                     samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
-                                     temperature=_TEMPERATURE.value, seed=config.seed)
+    records, verifier, template = _benchmark(name, data_dir, config)
+    results[name] = evaluate_records(sampler, records[:_LIMIT.value or None], verifier,
+                                     template=template, samples=_SAMPLES.value,
+                                     max_new_tokens=_MAX_NEW_TOKENS.value,
+                                     temperature=_TEMPERATURE.value, seed=config.seed,
+                                     batch_size=_BATCH_SIZE.value)
   k = _SAMPLES.value
-  print(f"{'benchmark':<12} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
+  print(f"{'benchmark':<24} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
   for name, r in results.items():
-    print(f"{name:<12} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
+    print(f"{name:<24} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
   with open(_OUT.value, "w") as f:
     json.dump(results, f, indent=2)
+
+
+def _benchmark(name, data_dir, config):
+  """(records, verifier name, user template) of one --benchmarks entry."""
+  from amrsd.data import FileSource, open_dataset
+  if name.startswith("bfcl:"):  # ships inside bfcl-eval: every row, BFCL's own prompt
+    source = open_dataset(name, split="all")
+    return [source[i] for i in range(len(source))], "bfcl", "{problem}"
+  if name in BENCHMARKS:
+    file, verifier, template = BENCHMARKS[name]
+    path = os.path.join(data_dir, file)
+  elif name.endswith(".jsonl"):
+    path, verifier, template = name, "math", dict(config.prompts).get("task", MATH_TEMPLATE)
+  else:
+    raise app.UsageError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}, "
+                         "bfcl:<category> or a .jsonl path")
+  if not os.path.exists(path):
+    raise app.UsageError(f"{path} not found; pass --data_dir (the public datasets are "
+                         "openai/gsm8k, HuggingFaceH4/MATH-500, AIME/AMC/HMMT problem sets)")
+  source = FileSource(path)
+  return [source[i] for i in range(len(source))], verifier, template
 
 
 def define_flags():
   """Flags of the program; defined only when run as one (the trainer imports this module)."""
   global _CONFIG, _CHECKPOINT, _BENCHMARKS, _SAMPLES, _TEMPERATURE, _MAX_NEW_TOKENS, _LIMIT
-  global _DATA_DIR, _OUT
+  global _DATA_DIR, _OUT, _BATCH_SIZE
   _CONFIG = config_flags.DEFINE_config_file(
       "config", os.path.join(os.path.dirname(__file__), "config.py"), "Run config (model, prompts).")
   _CHECKPOINT = flags.DEFINE_string(
       "checkpoint", None, "A run's workdir (its latest checkpoint) or an exported HF folder; "
       "default: the config's model.path.")
-  _BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], f"Names ({', '.join(BENCHMARKS)}) "
-                                  "or .jsonl paths.")
+  _BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], f"Names ({', '.join(BENCHMARKS)}), "
+                                  "bfcl:<category> (one per name: the list splits at commas) or .jsonl paths.")
   _SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
   _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
   _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
@@ -143,6 +157,8 @@ def define_flags():
   _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
                                   "(default: ../shared/data beside the repository).")
   _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
+  _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Problems per sampler call (times "
+                                     "--samples rows); lower it for long prompts on small hosts.")
 
 
 if __name__ == "__main__":

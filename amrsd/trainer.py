@@ -300,6 +300,8 @@ class Trainer:
     teacher = reflection.teacher_contexts(method, records, packets, hints, G,
                                           teacher_context=c.reflection.teacher_context,
                                           templates=self.templates)
+    # The teacher reads the row's system prompt too (SciKnowEval's answer format, BFCL's tools).
+    teacher = [prompts.with_system(m, records[i // G].get("system")) for i, m in enumerate(teacher)]
     return teacher, stats
 
   # -- evaluation and the loop ---------------------------------------------------------
