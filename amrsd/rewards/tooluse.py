@@ -36,6 +36,7 @@ GENERIC = "the tool calls do not match what the request needs"
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
              "ninth", "tenth")
 _MAX_NAMES = 5
+MAX_DEPTH = 64  # of an arguments object; real APIs nest a few levels
 
 
 def check_tooluse(completion: str, record: dict, time_limit: int | None = None, *,
@@ -54,22 +55,24 @@ def check_tooluse(completion: str, record: dict, time_limit: int | None = None, 
   secrets = _secrets(gold)
   calls = parse_calls(completion)
   if not calls:
-    return fb.verdict_fail(NO_CALL)
-  if len(calls) > MAX_CALLS:
-    return fb.verdict_fail(fb.safe_message(["far too many calls"], secrets, GENERIC))
-  malformed = [f"the {_ordinal(i)} call {call.problem}" for i, call in enumerate(calls)
-               if call.problem]
-  if malformed:
-    return fb.verdict_fail(fb.safe_message(malformed, secrets, GENERIC))
-  try:
-    predicted = [(call.tool, _arguments_key(call.arguments)) for call in calls]
-    expected = [(tool, _arguments_key(arguments), optional) for tool, arguments, optional in gold]
-    match = (_merged_match(calls, gold) if merged else _multiset_match(predicted, expected))
-  except RecursionError:
-    return fb.verdict_fail("the arguments are nested too deeply to compare")
-  if match:
-    return fb.verdict_correct()
-  return fb.verdict_fail(fb.safe_message(_diagnose(calls, gold), secrets, GENERIC))
+    problems = [NO_CALL]
+  elif len(calls) > MAX_CALLS:
+    problems = ["far too many calls"]
+  else:
+    problems = [f"the {_ordinal(i)} call {call.problem}" for i, call in enumerate(calls)
+                if call.problem]
+    problems += [f"the {_ordinal(i)} call has arguments nested too deeply"
+                 for i, call in enumerate(calls) if not call.problem and _too_deep(call.arguments)]
+  if not problems:
+    if merged:
+      match = _merged_match(calls, gold)
+    else:
+      match = _multiset_match([(call.tool, _arguments_key(call.arguments)) for call in calls],
+                              [(t, _arguments_key(a), optional) for t, a, optional in gold])
+    if match:
+      return fb.verdict_correct()
+    problems = _diagnose(calls, gold)
+  return fb.verdict_fail(fb.safe_message(problems, secrets, GENERIC))
 
 
 def gold_calls(answer) -> list[tuple[str, dict, bool]] | None:
@@ -122,6 +125,20 @@ def _value_key(value):
   if isinstance(value, list):
     return ("array", tuple(_value_key(v) for v in value))
   return (json_type(value), value)  # 5 == 5.0 and hash alike; True is kept apart from 1
+
+
+def _too_deep(value) -> bool:
+  """Nesting deeper than MAX_DEPTH (checked without recursion, before anything recurses)."""
+  stack = [(value, 1)]
+  while stack:
+    item, depth = stack.pop()
+    if depth > MAX_DEPTH:
+      return True
+    if isinstance(item, dict):
+      stack.extend((v, depth + 1) for v in item.values())
+    elif isinstance(item, list):
+      stack.extend((v, depth + 1) for v in item)
+  return False
 
 
 def _unset(value) -> bool:

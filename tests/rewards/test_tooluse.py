@@ -149,6 +149,8 @@ def test_malformed_output_says_what_is_malformed(completion, feedback):
     '{"name": "x", "arguments": {"a": ' + "1" * 100_000 + "}}",
     '[{"name": "a"}' * 50_000,
     "x" * 5_000_000,
+    "Action: getRandomAxolotlImage\nAction Input: " + '{"a": ' * 900 + "1" + "}" * 900,
+    "Action: getRandomAxolotlImage\nAction Input: {\"a\": " + "[" * 900 + "]" * 900 + "}",
 ])
 def test_hostile_output_is_bounded_and_never_raises(hostile):
   row = ROWS[0]
