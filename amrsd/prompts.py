@@ -43,6 +43,81 @@ TEMPLATES = {
 }
 
 
+# Meta-Reflection phase 2 per domain, replacing the math-flavoured ones above; selected by
+# verifier name with reflection_templates(). A useful hint points at what decides the
+# answer (a property that separates the options; a tool's documented parameters and the
+# values the user gave) and leaves the last step to the student.
+_SCIENCE_RULE = ("Do not name the letter of any option as the answer, do not quote the text "
+                 "of the correct option, do not solve the question.")
+_TOOL_RULE = ("Do not write the call, the tool's name or any argument value; point to the "
+              "documentation and to the user's words instead.")
+DOMAIN_TEMPLATES = {
+    "mcq": {
+        "reflect_with_peer": (
+            "Question and options:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "An accepted answer, shown only to you:\n{peer}\n\n"
+            "Write at most three short Socratic questions that make the solver check the fact "
+            "or property that separates the options (a functional group, a unit, a trend, a "
+            "mechanism, a definition) and where the attempt went wrong. " + _SCIENCE_RULE),
+        "reflect_with_feedback": (
+            "Question and options:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "The checker said: {feedback}\n\n"
+            "In at most three sentences, ask which fact rules the chosen option out and what "
+            "to compare across the options. " + _SCIENCE_RULE),
+        "reflect_success": (
+            "Question and options:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "This attempt was correct. In at most two sentences, name the fact or the "
+            "reasoning step that decided it, without naming the option's letter."),
+    },
+    "tooluse": {
+        "reflect_with_peer": (
+            "Request and tool documentation:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "An accepted answer, shown only to you:\n{peer}\n\n"
+            "Write at most three short Socratic questions that lead to the right calls: which "
+            "tool description fits the request, which parameters the documentation requires "
+            "and with which JSON types, which values the user actually stated, and how many "
+            "calls the request needs. " + _TOOL_RULE),
+        "reflect_with_feedback": (
+            "Request and tool documentation:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "The checker said: {feedback}\n\n"
+            "In at most three sentences, point to the part of the documentation or of the "
+            "request that fixes this (a parameter's name or type, a value the user stated, "
+            "one call per item asked for). " + _TOOL_RULE),
+        "reflect_success": (
+            "Request and tool documentation:\n{problem}\n\n"
+            "Your attempt (end):\n{attempt}\n\n"
+            "These calls were correct. In at most two sentences, say how the request was "
+            "mapped onto the tool's parameters, without repeating the calls."),
+    },
+}
+DOMAIN_TEMPLATES["tooluse_merged"] = DOMAIN_TEMPLATES["bfcl"] = DOMAIN_TEMPLATES["tooluse"]
+
+
+def reflection_templates(verifier: str) -> dict[str, str]:
+  """The phase-2 templates for a verifier's domain, as overrides for render(); {} keeps
+  the defaults (math and arithmetic)."""
+  return dict(DOMAIN_TEMPLATES.get(verifier, {}))
+
+
+def chat_messages(record: dict, template: str, system: str | None = None) -> list[dict]:
+  """The student's chat: the user message `template` filled from the record, after a
+  system message when the record has a non-empty "system" field (it wins) or `system`."""
+  return with_system([{"role": "user", "content": template.format(**record)}],
+                     record.get("system") or system)
+
+
+def with_system(messages: list[dict] | None, system: str | None) -> list[dict] | None:
+  """messages after a system message when `system` is non-empty (None stays None)."""
+  if messages is None or not system:
+    return messages
+  return [{"role": "system", "content": system}, *messages]
+
+
 def render(name: str, overrides=None, **fields) -> str:
   """Fills template `name` (from overrides when given there) with fields."""
   template = (overrides or {}).get(name) or TEMPLATES.get(name)

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from amrsd import distributed, rewards
+from amrsd import distributed, prompts, rewards
 
 MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
 # Benchmark name -> (file name, verifier, prompt template).
@@ -22,6 +22,10 @@ BENCHMARKS = {
     "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
     "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
     "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
+    # Rows carry their own system prompt (the answer format); the user message is as is.
+    **{f"sciknoweval_{s}": (f"sciknoweval/{s}_test.jsonl", "mcq", "{problem}")
+       for s in ("biology", "chemistry", "material", "physics")},
+    "tooluse": ("tooluse_test.jsonl", "tooluse", "{problem}"),
 }
 
 
@@ -51,8 +55,9 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
                   seed, batch_size=64) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
-  records: dicts with "problem" and "answer". verifier: a name for
-  amrsd.rewards.verify_batch. With several processes, records are this process's share.
+  records: dicts with "problem" and "answer" (and "system", used when present). verifier:
+  a name for amrsd.rewards.verify_batch. With several processes, records are this
+  process's share.
   """
   # With several processes each scores its own records; generate is a collective, so
   # every process runs the same number of chunks (some possibly empty).
@@ -62,7 +67,7 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   rows = []
   for start in range(0, chunks * batch_size, batch_size):
     chunk = records[start:start + batch_size]
-    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
+    messages = [prompts.chat_messages(r, template) for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,

@@ -219,6 +219,8 @@ class Trainer:
                "hint_fraction": rstats.hints_made / (len(texts) * self.blocks)}
     teacher = reflection.teacher_contexts(context, records, packets, hints, G,
                                           templates=self.templates)
+    # The teacher reads the row's system prompt too (SciKnowEval's answer format, BFCL's tools).
+    teacher = [prompts.with_system(m, records[i // G].get("system")) for i, m in enumerate(teacher)]
     return teacher, stats
 
   # -- evaluation and the loop ---------------------------------------------------------

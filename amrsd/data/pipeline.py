@@ -9,6 +9,7 @@ exactly the batches an uninterrupted one would have seen.
 
 import grain
 
+from amrsd import prompts
 from amrsd.data import files
 
 
@@ -19,7 +20,8 @@ class PromptPipeline:
 
   source: any object with len and getitem giving records (FileSource, ProceduralSource).
   prompt_template: str.format template over the record's fields, the user message.
-  system_prompt: optional system message. max_prompt_tokens: longer prompts are dropped
+  system_prompt: optional system message; a record's own non-empty "system" field wins
+  (SciKnowEval and BFCL rows carry theirs). max_prompt_tokens: longer prompts are dropped
   and counted (None keeps all). num_epochs: None repeats forever. A final partial batch
   is dropped (training steps have a fixed shape).
   """
@@ -77,9 +79,7 @@ class PromptPipeline:
 
   def format(self, record: dict) -> dict:
     """record + "prompt" (chat template applied) + "prompt_ids" (list[int])."""
-    messages = [{"role": "user", "content": self.prompt_template.format(**record)}]
-    if self.system_prompt is not None:
-      messages.insert(0, {"role": "system", "content": self.system_prompt})
+    messages = prompts.chat_messages(record, self.prompt_template, self.system_prompt)
     prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                 tokenize=False)
     ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -107,11 +107,16 @@ class PromptPipeline:
 def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 100_000,
                  skip_bad_rows: bool = False, format: str | None = None, **task_options):
   """A source by name or path: a procedural task name (amrsd.data.procedural.TASKS, with
-  its options and split) or a .jsonl/.parquet file (format guessed from its name).
+  its options and split), "bfcl:<category>[,<category>...]" (amrsd.data.bfcl, split
+  train | heldout | all) or a .jsonl/.parquet file (format guessed from its name).
 
   For files, split is ignored: a held-out file is named by its own path.
   """
-  from amrsd.data import procedural
+  from amrsd.data import bfcl, procedural
+  if spec.startswith("bfcl:"):
+    if task_options:
+      raise ValueError(f"{spec}: BFCL datasets take no task options, got {sorted(task_options)}")
+    return bfcl.BfclSource(spec.removeprefix("bfcl:").split(","), split=split)
   if spec in procedural.TASKS:
     return procedural.ProceduralSource(spec, split=split, seed=seed, size=size, **task_options)
   if spec.endswith((".jsonl", ".json", ".parquet")):
@@ -119,4 +124,5 @@ def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 
       raise ValueError(f"{spec}: file datasets take no task options, got {sorted(task_options)}")
     return files.FileSource(spec, format=format, skip_bad_rows=skip_bad_rows)
   raise ValueError(f"unknown dataset {spec!r}: use a procedural task "
-                   f"({', '.join(procedural.TASKS)}) or a .jsonl/.parquet path")
+                   f"({', '.join(procedural.TASKS)}), bfcl:<categories> or a .jsonl/.parquet "
+                   "path")

@@ -1,4 +1,4 @@
-"""Multiple-choice answers: one letter A-E."""
+"""Multiple-choice answers: one letter A-E (SciKnowEval writes it as <answer>X</answer>)."""
 
 from amrsd.rewards import extract
 from amrsd.rewards import feedback as fb
@@ -13,7 +13,8 @@ def check_choice(completion: str, record: dict, time_limit: int | None = None) -
     return fb.verdict_fail(fb.BAD_REFERENCE)
   letter = extract.choice_letter(completion)
   if letter is None:
-    return fb.verdict_fail("no choice letter (A-E) found")
+    # No bare option letters in this message: a gold "A" would count as mentioned.
+    return fb.verdict_fail("no option letter found; end with <answer>, the letter, </answer>")
   if letter == gold:
     return fb.verdict_correct()
   return fb.verdict_wrong(letter, gold, "is not the correct choice")

@@ -17,6 +17,8 @@ _CHOICE_STATED = re.compile(
     re.IGNORECASE)
 _CHOICE_PAREN = re.compile(r"\(([A-E])\)")
 _CHOICE_ALONE = re.compile(r"(?:^|\n)\s*\(?([A-E])[).:]?\s*$")
+# A letter opening an <answer> tag's content: "B", "(b)", "B. text", "B: text".
+_CHOICE_LEADING = re.compile(r"\(?\s*([A-Ea-e])\s*\)?(?![A-Za-z0-9])")
 
 
 def boxed_answer(text: str) -> str | None:
@@ -83,9 +85,31 @@ def numeric_answer(text: str) -> str | None:
   return last_number(text)
 
 
+def answer_tag(text: str) -> str | None:
+  """Content of the last <answer>...</answer> (case free, spaces stripped); an unclosed
+  last tag (a cut-off completion) gives the rest of the text. None without a tag."""
+  start = text.lower().rfind("<answer>")
+  if start < 0:
+    return None
+  content = text[start + len("<answer>"):]
+  end = content.lower().find("</answer>")
+  return (content if end < 0 else content[:end]).strip()
+
+
 def choice_letter(text: str) -> str | None:
-  """Multiple-choice letter A-E: "\\boxed{B}", "Answer: B", "the answer is b", "(B)", or a
-  line holding only the letter; the last such statement wins. Upper case, or None."""
+  """Multiple-choice letter A-E: "<answer>B</answer>" (SciKnowEval's format, read first),
+  "\\boxed{B}", "Answer: B", "the answer is b", "(B)", or a line holding only the letter;
+  the last such statement wins. Upper case, or None."""
+  tagged = answer_tag(text)
+  if tagged:
+    leading = _CHOICE_LEADING.match(tagged)
+    letter = leading.group(1) if leading else _stated_choice(tagged)
+    if letter:
+      return letter.upper()
+  return _stated_choice(text)
+
+
+def _stated_choice(text: str) -> str | None:
   boxed = boxed_answer(text)
   if boxed:
     letter = re.fullmatch(r"\(?\s*([A-Ea-e])\s*\)?(?:\s*[).:].*)?", boxed, re.DOTALL)

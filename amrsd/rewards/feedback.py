@@ -34,14 +34,14 @@ def verdict_fail(message: str) -> Verdict:
 
 def verdict_wrong(answer: str, gold: str, what: str = "does not match the reference") -> Verdict:
   """0 reward, "answer <answer> <what>", with the quote dropped if it reveals `gold`."""
-  quote = _shorten(answer)
+  quote = shorten(answer)
   if mentions(quote, gold):
     return Verdict(0.0, f"the final answer {what}")
   return Verdict(0.0, f"answer {quote} {what}")
 
 
 def verdict_unparsable(answer: str, gold: str) -> Verdict:
-  quote = _shorten(answer)
+  quote = shorten(answer)
   if mentions(quote, gold):
     return Verdict(0.0, "format broken: the final answer could not be parsed")
   return Verdict(0.0, f"format broken: answer {quote} could not be parsed")
@@ -59,10 +59,42 @@ def mentions(text: str, gold: str) -> bool:
   return gold in _plain(text)
 
 
+def safe_message(parts, secrets, generic: str, *, max_parts: int = 4) -> str:
+  """The parts that reveal none of `secrets` (gold names and values), joined by "; ";
+  `generic` when none is left. For verifiers whose gold is many values (tool calls)."""
+  kept = [p for p in parts if not any(_reveals(p, s) for s in secrets)][:max_parts]
+  for message in ("; ".join(kept), generic, "wrong"):
+    if message and not any(_reveals(message, s) for s in secrets):
+      return message
+  return "incorrect"
+
+
+def leaf_texts(value) -> list[str]:
+  """Every non-empty leaf of a JSON value as text (true/false as JSON writes them)."""
+  texts, stack = [], [value]
+  while stack:
+    item = stack.pop()
+    if isinstance(item, dict):
+      stack.extend(item.values())
+    elif isinstance(item, list):
+      stack.extend(item)
+    elif isinstance(item, bool):
+      texts.append(str(item).lower())
+    elif item is not None and str(item).strip():
+      texts.append(str(item).strip())
+  return texts
+
+
+def _reveals(text: str, secret: str) -> bool:
+  # Case-insensitive substrings too, beyond mentions(): "getuser" gives "getUser" away.
+  return mentions(text, secret) or (len(secret) > 1 and secret.lower() in text.lower())
+
+
 def _plain(text: str) -> str:
   return re.sub(r"[\s$,]|\\[,!;: ]", "", text).strip()
 
 
-def _shorten(answer: str) -> str:
+def shorten(answer: str) -> str:
+  """One line of at most _QUOTE_CHARS characters of a model's answer, for quoting."""
   answer = " ".join(answer.split())
   return answer if len(answer) <= _QUOTE_CHARS else answer[:_QUOTE_CHARS - 3] + "..."

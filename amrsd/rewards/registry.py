@@ -2,7 +2,7 @@
 
 import functools
 
-from amrsd.rewards import choice, math_answers, numeric, procedural
+from amrsd.rewards import bfcl, choice, math_answers, numeric, procedural, tooluse
 from amrsd.rewards import feedback as fb
 
 CHECKS = {
@@ -10,6 +10,10 @@ CHECKS = {
     "gsm8k": numeric.check_gsm8k,
     "mcq": choice.check_choice,
     "arithmetic": numeric.check_last_number,
+    "tooluse": tooluse.check_tooluse,
+    # Scoring of some published reference code, only to compare with its numbers.
+    "tooluse_merged": functools.partial(tooluse.check_tooluse, merged=True),
+    "bfcl": bfcl.check_bfcl,
     **{family: functools.partial(procedural.check_reasoning_gym, family)
        for family in procedural.NUMERIC_FAMILIES},
 }

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from amrsd import data
+from tests.conftest import FIXTURES
 
 
 def write_jsonl(path, rows):
@@ -84,3 +85,21 @@ def test_unknown_format_and_missing_file_are_clear(tmp_path):
     data.FileSource(str(tmp_path / "absent.jsonl"))
   with pytest.raises(ValueError, match="unknown dataset 'gsm9k'"):
     data.open_dataset("gsm9k")
+
+
+def test_sciknoweval_and_tooluse_files_keep_prompt_answer_and_system():
+  science = data.FileSource(str(FIXTURES / "domains" / "sciknoweval_test.jsonl"),
+                            format="sciknoweval")
+  row = json.loads(open(science.path).readline())
+  assert science[0]["problem"] == row["prompt"].strip() and science[0]["answer"] == row["answer"]
+  assert science[0]["system"] == row["system"] and science[0]["task"] == "mcq"
+  tools = data.FileSource(str(FIXTURES / "domains" / "tooluse_test.jsonl"))  # guessed
+  assert tools[0]["task"] == "tooluse" and json.loads(tools[0]["answer"])[0]["Action"]
+
+
+@pytest.mark.parametrize("name, fmt", [("chemistry_train.jsonl", "sciknoweval"),
+                                       ("physics_test.jsonl", "sciknoweval"),
+                                       ("tooluse_test.jsonl", "tooluse"),
+                                       ("chemistry.jsonl", "generic")])
+def test_format_is_guessed_from_the_file_name(name, fmt):
+  assert data.guess_format(f"/some/dir/{name}") == fmt

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from amrsd import data
+from tests.conftest import FIXTURES
 
 
 def make(source, tokenizer, **overrides):
@@ -87,3 +88,19 @@ def test_template_with_unknown_field_fails_at_construction(source, word_tokenize
 def test_budget_no_prompt_fits_raises_instead_of_looping(source, word_tokenizer):
   with pytest.raises(ValueError, match="every prompt .* is longer than max_prompt_tokens=2"):
     next(make(source, word_tokenizer, max_prompt_tokens=2))
+
+
+def test_a_rows_own_system_prompt_is_the_system_message(word_tokenizer):
+  # Real SciKnowEval rows: each carries the system prompt that asks for <answer>X</answer>.
+  source = data.open_dataset(str(FIXTURES / "domains" / "sciknoweval_test.jsonl"))
+  pipeline = make(source, word_tokenizer, system_prompt="Be brief.", shuffle=False)
+  record = next(pipeline)[0]
+  assert record["system"].strip().startswith("Given a question and four options")
+  assert record["prompt"] == (f"<system> {record['system']} </s> <user> {record['problem']} </s> "
+                              "<assistant>")
+
+
+def test_rows_without_a_system_prompt_get_the_pipelines(word_tokenizer):
+  source = data.open_dataset(str(FIXTURES / "domains" / "tooluse_test.jsonl"))
+  record = next(make(source, word_tokenizer, system_prompt="Be brief.", shuffle=False))[0]
+  assert record["system"] is None and record["prompt"].startswith("<system> Be brief. </s> <user>")

@@ -88,7 +88,8 @@ def test_mcq(completion, reward):
 
 def test_mcq_feedback_names_the_wrong_letter_and_missing_letter():
   assert check("mcq", "(C)", {"answer": "B"}).feedback == "answer C is not the correct choice"
-  assert check("mcq", "no idea", {"answer": "B"}).feedback == "no choice letter (A-E) found"
+  assert check("mcq", "no idea", {"answer": "B"}).feedback == (
+      "no option letter found; end with <answer>, the letter, </answer>")
 
 
 @pytest.mark.parametrize("completion, reward", [
@@ -108,8 +109,8 @@ def test_reasoning_gym_families_score_with_their_own_scorer(family):
 
 
 def test_unknown_verifier_lists_valid_names():
-  with pytest.raises(ValueError, match="valid names: arithmetic, basic_arithmetic, chain_sum, "
-                     "gsm8k, math, mcq"):
+  with pytest.raises(ValueError, match="valid names: arithmetic, basic_arithmetic, bfcl, "
+                     "chain_sum, gsm8k, math, mcq, tooluse, tooluse_merged"):
     rewards.get_verifier("maths")
 
 
