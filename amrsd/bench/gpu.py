@@ -118,7 +118,7 @@ def bench_forward(model, attention, sizes, report):
   import jax.numpy as jnp
   from flax import nnx
 
-  from amrsd.bench.forward import forward_flops
+  from amrsd.bench.flops import forward_flops
   batch, length = sizes["forward"]
   model.attention = attention
   graphdef, state = nnx.split(model)
