@@ -76,7 +76,7 @@ def default_config() -> ml_collections.ConfigDict:
   # update are this wide plus max_new_tokens, so a tight first bucket saves update time.
   c.rollout.prompt_buckets = (48, 64, 128, 256, 512, 1024, 2048, 4096)
   # auto | split | stacked: decode over per-layer copies of the block weights (split,
-  # what XLA:CPU wants) or slices of the stacked ones (no copy); auto splits on CPU only.
+  # what XLA:CPU wants) or slices of the stacked ones (no copy); auto splits except on TPUs.
   c.rollout.decode_weights = "auto"
 
   c.train = ml_collections.ConfigDict()

@@ -44,11 +44,13 @@ WEIGHT_CHOICES = ("auto", "split", "stacked")
 
 
 def choose_weights(name: str) -> bool:
-  """split_weights for a WEIGHT_CHOICES name: auto splits on CPU only."""
+  """split_weights for a WEIGHT_CHOICES name. auto splits everywhere but on TPUs: split
+  weights decoded 1.3-1.6x faster than in-loop slices on XLA:CPU and on an H200 (README,
+  Measured); TPUs keep the stacked weights (no extra parameter copy, not yet measured)."""
   if name not in WEIGHT_CHOICES:
     raise ValueError(f"decode_weights={name!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
   if name == "auto":
-    return jax.default_backend() == "cpu"
+    return jax.default_backend() != "tpu"
   return name == "split"
 
 

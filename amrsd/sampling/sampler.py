@@ -75,7 +75,7 @@ class Sampler:
     ("data", "fsdp") and parameters follow their `out_sharding` annotations.
   prompt_buckets: increasing prompt widths; the largest is the longest prompt accepted.
   decode_weights: auto | split | stacked, how the decode loop reads the block weights
-    (amrsd/sampling/decode.py): auto splits them per layer on CPU only.
+    (amrsd/sampling/decode.py): auto splits them per layer except on TPUs.
   """
 
   def __init__(self, model, tokenizer, *, mesh: jax.sharding.Mesh | None = None,
