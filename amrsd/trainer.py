@@ -22,7 +22,7 @@ from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import distributed, reflection, rewards, rng, sharding
+from amrsd import distributed, prompts, reflection, rewards, rng, sharding
 from amrsd.algorithms import registry
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.batch import build_batch, teacher_context_ids
