@@ -82,7 +82,9 @@ def _assert_same_run(two, one):
     for key in COMPARED:
       if key in b:
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
-  assert rows_one[1]["grad_norm"] > 0 and rows_one[1]["hints_made"] > 0  # a real step
+  # A real step that asked for hints (at 16 tokens the 135M model's hints are often cut
+  # off, and cut-off hints are refused, so hints_made may be 0).
+  assert rows_one[1]["grad_norm"] > 0 and rows_one[1]["hint_requests"] > 0
   assert json.loads((two / "final_eval.json").read_text()) == pytest.approx(
       json.loads((one / "final_eval.json").read_text()), rel=1e-4)
   params_two, params_one = _checkpoint_params(two, 2), _checkpoint_params(one, 2)
