@@ -143,11 +143,10 @@ class Checkpointer:
          + (f"the last good checkpoint, step {good}" if good is not None else
             "the initial weights (no checkpoint was confirmed good)")
          + (f"; deleting the unconfirmed checkpoint(s) {suspect}" if suspect else ""))
+    for step in suspect:  # every process: orbax's delete ends in a barrier
+      self._manager.delete(step)
     if jax.process_index() == 0:
-      for step in suspect:
-        self._manager.delete(step)
       os.remove(os.path.join(self.directory, "diverged.json"))
-    self._manager.reload()
 
   def _move_aside(self, step):
     if jax.process_index() == 0:

@@ -90,8 +90,10 @@ class PromptPipeline:
   def held_out(self, source, size: int) -> list[dict]:
     """The first `size` records of `source` (unformatted) whose prompt fits
     max_prompt_tokens; the others are left out, named (file:line) on stderr. A prompt
-    longer in characters than max_prompt_tokens times the longest token is judged
-    without tokenizing it (a megabyte takes tens of seconds to tokenize)."""
+    longer in characters than max_prompt_tokens times the longest vocabulary entry is
+    judged without tokenizing it (a megabyte takes tens of seconds to tokenize); the
+    bound holds for byte-level BPE and SentencePiece vocabularies, which have no
+    unknown-word token."""
     if self.max_prompt_tokens is None:
       return [source[i] for i in range(min(size, len(source)))]
     longest = max(map(len, self.tokenizer.get_vocab()))
@@ -105,13 +107,14 @@ class PromptPipeline:
         dropped.append(f"{source.path}:{lines[i]}" if lines else f"{source!r} record {i}")
       else:
         kept.append(record)
+    where = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+    if not kept:
+      raise ValueError(f"every held-out prompt is longer than data.max_prompt_tokens="
+                       f"{self.max_prompt_tokens}: {where}; raise it or shorten them")
     if dropped:
       print(f"held-out: left out {len(dropped)} problem(s) whose prompt is longer than "
-            f"data.max_prompt_tokens={self.max_prompt_tokens}: {', '.join(dropped[:5])}"
-            + (" ..." if len(dropped) > 5 else ""), file=sys.stderr, flush=True)
-    if not kept:
-      raise ValueError(f"every held-out prompt of {source!r} is longer than "
-                       f"max_prompt_tokens={self.max_prompt_tokens}; raise it or shorten them")
+            f"data.max_prompt_tokens={self.max_prompt_tokens}: {where}", file=sys.stderr,
+            flush=True)
     return kept
 
   def _keep(self, record: dict) -> bool:
