@@ -93,7 +93,7 @@ class Trainer:
     notes = resume.check_resume(self.checkpointer.saved_meta(), config,
                                 allow_change=allow_config_change)
     self.algo = algorithm_config(config)
-    for line in notes + [divergence.learning_rate_warning(config) or ""]:
+    for line in notes + [divergence.learning_rate_warning(config)]:
       if line and self.is_primary:
         print(line, file=sys.stderr, flush=True)
 
