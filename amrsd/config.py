@@ -20,6 +20,7 @@ import ml_collections
 
 from amrsd.algorithms import config as algorithm_schema
 from amrsd.algorithms.config import METHODS, AlgorithmConfig
+from amrsd.divergence import validate_guard
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -110,6 +111,26 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (1, 1, 1)        # (data, fsdp, tensor); -1 = the remaining devices
+
+  # Divergence guard (amrsd/divergence.py): the run stops, naming the step and the signal,
+  # when a finite but broken run shows one of these; the diverged step is never saved.
+  c.guard = ml_collections.ConfigDict()
+  c.guard.enabled = True
+  # Rollout entropy above this share of log(vocab) means sampling is near uniform
+  # (healthy runs stay below 0.4 of it).
+  c.guard.max_entropy_fraction = 0.9
+  # A gradient of exactly 0 while some group has reward variance: the loss no longer
+  # reaches the weights (saturated softmax).
+  c.guard.zero_gradient = True
+  # |update| / |trained weights| of one step above this is a blow-up; fine-tuning steps
+  # are 1e-6..1e-3 of the weights' norm (LoRA's first steps up to ~0.05).
+  c.guard.max_update_ratio = 0.1
+  # Held-out greedy accuracy falling this much (absolute) below the run's best, or to 0
+  # from a best of at least accuracy_zero_from; only with at least accuracy_min_problems
+  # held-out problems (fewer are too noisy to judge).
+  c.guard.accuracy_drop = 0.3
+  c.guard.accuracy_zero_from = 0.1
+  c.guard.accuracy_min_problems = 16
   return c
 
 
@@ -221,6 +242,7 @@ def validate(config) -> None:
     raise ValueError(f"config.rollout.temperature=0 with {method.name}: every rollout of a "
                      "group is the same greedy answer, so every group has zero reward variance "
                      "and nothing trains; use a temperature > 0 (the recipes use 1.0)")
+  validate_guard(config.guard)
   if config.algorithm.kl_coef > 0:
     raise ValueError(f"config.algorithm.kl_coef={config.algorithm.kl_coef}: the trainer does not "
                      "compute reference log-probs of the initial policy yet; use 0")

@@ -3,10 +3,12 @@
 import json
 import math
 import os
+import sys
 
 
 class MetricsWriter:
-  """Appends one JSON object per step; on resume, drops lines past the resumed step."""
+  """Appends one JSON object per step; on resume, drops rows past the resumed step (and
+  damaged lines, see read_metrics), keeping every other row."""
 
   def __init__(self, workdir: str, *, resume_step: int = 0, enabled: bool = True):
     self.enabled = enabled
@@ -44,16 +46,25 @@ class MetricsWriter:
 
 
 def read_metrics(path: str) -> list[dict]:
-  """Rows of a metrics.jsonl ([] when absent); a torn last line from a kill is ignored."""
+  """Rows of a metrics.jsonl ([] when absent). A line that does not parse (a torn last
+  line from a kill, a damaged line) is skipped with a note on stderr; the rows around
+  it are kept."""
   if not os.path.exists(path):
     return []
   rows = []
-  with open(path) as f:
-    for line in f:
+  with open(path, "rb") as f:
+    for number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
       try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        break
+        row = json.loads(line)
+      except ValueError as e:  # JSONDecodeError and UnicodeDecodeError alike
+        row = e
+      if isinstance(row, dict):
+        rows.append(row)
+      else:
+        reason = row if isinstance(row, Exception) else f"a {type(row).__name__}, not an object"
+        print(f"{path}:{number}: skipping a damaged metrics line ({reason})", file=sys.stderr)
   return rows
 
 

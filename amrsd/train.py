@@ -20,6 +20,10 @@ _CONFIG = config_lib.define_config_flag(
 _SHOW_CONFIG = flags.DEFINE_bool(
     "show_config", False, "Print every config field with its value (after overrides) and "
     "exit. What each field means is documented in amrsd/config.py.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume even if the config changes fields that change the "
+    "run's meaning (method, group size, model, trainable set, dtype, data, seed); without "
+    "it such a resume is refused, naming the fields.")
 
 
 def main(argv):
@@ -31,13 +35,14 @@ def main(argv):
     print(config)
     return
   from amrsd import distributed
+  from amrsd.checkpointing import CheckpointError
   from amrsd.trainer import Trainer, TrainingError
   try:
     config_lib.validate(config)
     distributed.initialize()
-    trainer = Trainer(config)
+    trainer = Trainer(config, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
     final = trainer.train()
-  except (ValueError, OSError, TrainingError) as e:
+  except (ValueError, OSError, TrainingError, CheckpointError) as e:
     # Bad configs, missing files and stopped runs: the message says what and how to fix;
     # a traceback would only bury it. AMRSD_TRACEBACK=1 shows it anyway.
     if os.environ.get("AMRSD_TRACEBACK"):

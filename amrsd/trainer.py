@@ -22,7 +22,8 @@ from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import distributed, prompts, reflection, rewards, rng, sharding
+from amrsd import (distributed, divergence, prompts, reflection, resume, rewards, rng, sharding,
+                   workdir_lock)
 from amrsd.algorithms import registry
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.batch import build_batch, teacher_context_ids
@@ -42,10 +43,11 @@ class TrainingError(RuntimeError):
 class Trainer:
   """Owns the model, sampler, optimizer, data and workdir of one run."""
 
-  def __init__(self, config):
+  def __init__(self, config, *, allow_config_change: bool = False):
+    """allow_config_change: resume even if the config changes fields that change the
+    run's meaning (amrsd.resume.MEANING)."""
     config_lib.validate(config)
     self.config = config
-    self.algo = config_lib.algorithm_config(config)
     self.workdir = config.workdir
     try:
       os.makedirs(self.workdir, exist_ok=True)
@@ -54,6 +56,15 @@ class Trainer:
     if not os.access(self.workdir, os.W_OK):
       raise PermissionError(f"workdir {self.workdir!r} is not writable; set --config.workdir")
     self.is_primary = jax.process_index() == 0
+    self._lock = workdir_lock.acquire(self.workdir, jax.process_index())
+    self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
+    # Refuses a resume that changes the run's meaning; may pin algorithm.anneal_steps.
+    notes = resume.check_resume(self.checkpointer.saved_meta(), config,
+                                allow_change=allow_config_change)
+    self.algo = config_lib.algorithm_config(config)
+    for line in notes + [divergence.learning_rate_warning(config)]:
+      if line and self.is_primary:
+        print(line, file=sys.stderr, flush=True)
 
     # Cheap checks first: a bad verifier name or data file fails before the model loads.
     self.verifier = config.data.verifier
@@ -78,8 +89,7 @@ class Trainer:
           train_source, self.tokenizer, prompts_per_step=config.rollout.prompts_per_step,
           seed=config.seed, prompt_template=task_template(config),
           max_prompt_tokens=config.data.max_prompt_tokens)
-      self.eval_records = self._local(
-          [eval_source[i] for i in range(min(config.eval.size, len(eval_source)))])
+      self.eval_records = self._local(self.pipeline.held_out(eval_source, config.eval.size))
 
       self.tx = make_optimizer(config, self.model)
       self.graphdef, self.params = nnx.split(self.model)
@@ -87,32 +97,56 @@ class Trainer:
       self.opt_state = init_opt_state(self.tx, self.params, trainable)
       self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
                                         micro_batches=config.train.micro_batches)
-      self.checkpointer = Checkpointer(self.workdir, keep=config.checkpoint.keep)
       self.step = 0
       self.last_eval = None
+      self.best_eval = None  # best held-out greedy accuracy so far (divergence guard)
       self._stop_requested = False
 
   # -- checkpoints ---------------------------------------------------------------------
 
   def _run_meta(self):
     return {"step": self.step, "data": self.pipeline.get_state(),
-            "config": json.loads(self.config.to_json_best_effort())}
+            "config": json.loads(self.config.to_json_best_effort()),
+            "best_eval_accuracy": self.best_eval}
 
   def save(self):
     self.checkpointer.save(self.step, {"params": self.params, "opt_state": self.opt_state},
                            self._run_meta())
 
   def restore_latest(self) -> bool:
-    latest = self.checkpointer.latest_step()
-    if latest is None:
+    restored = self.checkpointer.restore_latest(
+        abstract_like({"params": self.params, "opt_state": self.opt_state}))
+    if restored is None:
       return False
-    abstract = abstract_like({"params": self.params, "opt_state": self.opt_state})
-    state, meta = self.checkpointer.restore(latest, abstract)
+    _, state, meta = restored
     self.params, self.opt_state = state["params"], state["opt_state"]
     nnx.update(self.model, self.params)
     self.pipeline.set_state(meta["data"])
     self.step = int(meta["step"])
+    self.best_eval = meta.get("best_eval_accuracy")
     return True
+
+  def _guard(self, metrics):
+    """Stops a run that diverged at this step (amrsd.divergence), after its metrics row
+    is logged and before anything of it is saved; confirms the previous checkpoint when
+    the weights that entered the step passed."""
+    c, step = self.config, self.step
+    found = divergence.step_signal(metrics, step=step, guard=c.guard,
+                                   vocab_size=self.model.config.vocab_size)
+    if found is None or not found.judges_input:
+      self.checkpointer.mark_good(step - 1)
+    if found is None and "eval_accuracy" in metrics:
+      found = divergence.eval_signal(metrics["eval_accuracy"], self.best_eval, step=step,
+                                     guard=c.guard,
+                                     problems=len(self.eval_records) * self.blocks)
+    if found is None:
+      if "eval_accuracy" in metrics:
+        self.best_eval = max(metrics["eval_accuracy"], self.best_eval or 0.0)
+      return
+    self.checkpointer.record_divergence(step, found.describe())
+    raise TrainingError(divergence.stop_message(found, self.checkpointer.good_step,
+                                                self.checkpointer.directory,
+                                                c.train.learning_rate))
 
   # -- one step ------------------------------------------------------------------------
 
@@ -257,6 +291,7 @@ class Trainer:
     try:
       if not resumed:
         writer.write(0, self.evaluate())
+        self.best_eval = self.last_eval["eval_accuracy"]
       progress = _progress(c, self.step, self.is_primary)
       while self.step < c.train.steps:
         start = time.perf_counter()
@@ -266,6 +301,7 @@ class Trainer:
                                           self.step % c.eval.every_steps == 0):
           metrics.update(self.evaluate())
         writer.write(self.step, metrics)
+        self._guard(metrics)
         if progress is not None:
           progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}",
                                acc=f"{metrics['accuracy']:.3f}")
@@ -297,6 +333,7 @@ class Trainer:
       signal.signal(signal.SIGTERM, previous)
       self.checkpointer.close()
       writer.close()
+      self._lock.close()
 
 
 def _progress(config, start, enabled):

@@ -18,6 +18,8 @@ Decisions:
   blocks" is a per-layer update mask inside the optax chain, not a filter.
 - A non-finite loss or gradient leaves parameters and optimizer state unchanged and
   sets update_skipped = 1; the trainer stops on it and keeps the last checkpoint.
+  update_norm and param_norm (global L2 norms of the applied update and of the
+  trainable weights before it) let the trainer stop a finite blow-up too.
 - The teacher runs on the same weights (stop-gradient) unless `teacher_state` is
   given (EMA or frozen initial weights, for SDPO / OPSD or teacher_weights = ema).
 """
@@ -67,6 +69,12 @@ def make_train_step(graphdef, optimizer_tx, algo_config: AlgorithmConfig, *,
     new_diff = jax.tree.map(keep, new_diff, diff)
     new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
     metrics["update_skipped"] = 1.0 - ok.astype(jnp.float32)
+    # For the divergence guard (amrsd/divergence.py): the applied step against the
+    # trained weights' norm, in float32 whatever the parameter dtype.
+    as32 = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32), tree)
+    metrics["update_norm"] = optax.global_norm(jax.tree.map(jnp.subtract, as32(new_diff),
+                                                            as32(diff)))
+    metrics["param_norm"] = optax.global_norm(as32(diff))
     return nnx.merge_state(new_diff, frozen), new_opt_state, metrics
 
   return jax.jit(train_step, donate_argnums=(0, 1))
@@ -97,7 +105,7 @@ def metric_names(algo_config: AlgorithmConfig) -> tuple[str, ...]:
            "response_length_mean", "response_length_max", "response_clip_fraction",
            "entropy", "logprob_gap_max", "logprob_gap_mean", "hint_fraction",
            "teacher_token_mismatch", "grad_norm") + METHOD_STAT_DEFAULTS
-  return names + ("update_skipped",)
+  return names + ("update_skipped", "update_norm", "param_norm")
 
 
 def check_batch(batch, algo_config: AlgorithmConfig):

@@ -60,6 +60,7 @@ class FileSource:
 
   format: a FORMATS key or a FieldMap (default: guessed from the file name).
   skipped: [(line or row number, reason)] of the rows left out with skip_bad_rows=True.
+  lines: the line (Parquet: "row N") of each record, for messages.
   """
 
   def __init__(self, path: str, *, format: str | FieldMap | None = None,
@@ -74,10 +75,12 @@ class FileSource:
       fmt = FORMATS[fmt]
     self.fields = fmt
     self.records: list[dict] = []
+    self.lines: list[int | str] = []
     self.skipped: list[tuple[int, str]] = []
     for where, row in _read_rows(self.path):
       try:
         self.records.append(_to_record(row, fmt))
+        self.lines.append(where)
       except _FieldError as e:
         message = f"{self.path}:{where}: field {e.field!r}: {e.what}"
         if not skip_bad_rows:
@@ -114,8 +117,16 @@ def _read_rows(path):
 
 
 def _read_jsonl(path):
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, start=1):
+  # Bytes per line, decoded here: a non-UTF-8 byte is then one bad row (file and line
+  # named, skip_bad_rows honoured), not an error from the file iterator.
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        yield number, _Unreadable(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                  f"{e.start + 1})")
+        continue
       if not line.strip():
         continue
       try:

@@ -7,6 +7,8 @@ Its state (get_state/set_state) is a small JSON-serialisable dict, so a resumed 
 exactly the batches an uninterrupted one would have seen.
 """
 
+import sys
+
 import grain
 
 from amrsd import prompts
@@ -84,6 +86,36 @@ class PromptPipeline:
                                                 tokenize=False)
     ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
     return {**record, "prompt": prompt, "prompt_ids": ids}
+
+  def held_out(self, source, size: int) -> list[dict]:
+    """The first `size` records of `source` (unformatted) whose prompt fits
+    max_prompt_tokens; the others are left out, named (file:line) on stderr. A prompt
+    longer in characters than max_prompt_tokens times the longest vocabulary entry is
+    judged without tokenizing it (a megabyte takes tens of seconds to tokenize); the
+    bound holds for byte-level BPE and SentencePiece vocabularies, which have no
+    unknown-word token."""
+    if self.max_prompt_tokens is None:
+      return [source[i] for i in range(min(size, len(source)))]
+    longest = max(map(len, self.tokenizer.get_vocab()))
+    kept, dropped = [], []
+    for i in range(min(size, len(source))):
+      record = source[i]
+      text = self.prompt_template.format(**record)
+      if (len(text) > self.max_prompt_tokens * longest or
+          len(self.format(record)["prompt_ids"]) > self.max_prompt_tokens):
+        lines = getattr(source, "lines", None)
+        dropped.append(f"{source.path}:{lines[i]}" if lines else f"{source!r} record {i}")
+      else:
+        kept.append(record)
+    where = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+    if not kept:
+      raise ValueError(f"every held-out prompt is longer than data.max_prompt_tokens="
+                       f"{self.max_prompt_tokens}: {where}; raise it or shorten them")
+    if dropped:
+      print(f"held-out: left out {len(dropped)} problem(s) whose prompt is longer than "
+            f"data.max_prompt_tokens={self.max_prompt_tokens}: {where}", file=sys.stderr,
+            flush=True)
+    return kept
 
   def _keep(self, record: dict) -> bool:
     if self.max_prompt_tokens is None or len(record["prompt_ids"]) <= self.max_prompt_tokens:

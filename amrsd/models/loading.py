@@ -109,7 +109,14 @@ def _open_hf_folder(folder):
 def _open_gguf(path):
   import gguf
   from gguf.quants import dequantize
-  reader = gguf.GGUFReader(path)
+  try:
+    reader = gguf.GGUFReader(path)
+  except (ValueError, OSError, IndexError) as e:
+    # gguf maps every tensor at open: a file cut short fails here with a bare numpy
+    # reshape error ("cannot reshape array of size ...").
+    raise ValueError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e}; the file "
+                     f"has {os.path.getsize(path)} bytes): it may be truncated, download it "
+                     "again") from None
 
   def field(key, default=None):
     f = reader.fields.get(key)

@@ -136,6 +136,13 @@ def test_train_step_updates_reports_and_skips_non_finite(split_tiny):
   changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new_state),
                                                       jax.tree.leaves(state))]
   assert all(changed)
+  # The guard's norms, from the weights before and after (numpy, float64).
+  leaves = lambda tree: [np.asarray(x, np.float64) for x in jax.tree.leaves(tree)]
+  before, after = leaves(state), leaves(new_state)
+  assert float(metrics["param_norm"]) == pytest.approx(
+      np.sqrt(sum((x ** 2).sum() for x in before)), rel=1e-5)
+  assert float(metrics["update_norm"]) == pytest.approx(
+      np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before))), rel=1e-4)
 
   bad = dict(batch, rewards=np.array([np.nan, 0, 0, 1, 0, 0, 0, 1], np.float32))
   kept = copy(new_state)

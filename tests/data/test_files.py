@@ -57,6 +57,18 @@ def test_skip_bad_rows_skips_and_counts(tmp_path):
   assert [line for line, _ in source.skipped] == [2, 4]
 
 
+def test_non_utf8_bytes_name_file_and_line_or_are_skipped(tmp_path):
+  path = tmp_path / "gsm8k_latin1.jsonl"
+  good = json.dumps({"question": "q", "answer": "#### 1"}).encode()
+  path.write_bytes(good + b"\n" + '{"question": "caf\xe9", "answer": "#### 2"}'.encode("latin-1")
+                   + b"\n" + good + b"\n")
+  with pytest.raises(data.DataError, match=rf"{path}:2: .*not UTF-8 \(byte 0xe9 at column 18\)"):
+    data.FileSource(str(path))
+  source = data.FileSource(str(path), skip_bad_rows=True)
+  assert len(source) == 2 and [line for line, _ in source.skipped] == [2]
+  assert source.lines == [1, 3]
+
+
 def test_generic_format_takes_the_task_from_each_row(tmp_path):
   path = write_jsonl(tmp_path / "mine.jsonl", [
       {"problem": "Pick", "answer": "B", "task": "mcq"}, {"problem": "Sum", "answer": 3}])

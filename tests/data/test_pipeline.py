@@ -104,3 +104,20 @@ def test_rows_without_a_system_prompt_get_the_pipelines(word_tokenizer):
   source = data.open_dataset(str(FIXTURES / "domains" / "tooluse_test.jsonl"))
   record = next(make(source, word_tokenizer, system_prompt="Be brief.", shuffle=False))[0]
   assert record["system"] is None and record["prompt"].startswith("<system> Be brief. </s> <user>")
+
+
+def test_held_out_prompts_over_the_budget_are_left_out_and_named(tmp_path, word_tokenizer,
+                                                                 capsys):
+  path = tmp_path / "held_out.jsonl"
+  rows = [{"problem": "What is 1 + 1 ?", "answer": "2", "task": "arithmetic"},
+          {"problem": "What is 1 + 1 ? " * 100_000, "answer": "2", "task": "arithmetic"},
+          {"problem": "What is 2 + 2 ?", "answer": "4", "task": "arithmetic"}]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  source = data.open_dataset(str(path))
+  pipeline = make(source, word_tokenizer, max_prompt_tokens=20)
+  kept = pipeline.held_out(source, 3)
+  assert [r["answer"] for r in kept] == ["2", "4"]
+  assert f"left out 1 problem(s) whose prompt is longer than data.max_prompt_tokens=20: " \
+         f"{path}:2" in capsys.readouterr().err
+  with pytest.raises(ValueError, match=rf"every held-out prompt is longer .*=5: {path}:1, "):
+    make(source, word_tokenizer, max_prompt_tokens=5).held_out(source, 3)

@@ -59,6 +59,16 @@ def test_unsupported_gguf_quantization_names_the_file_and_the_tensor(tmp_path):
   assert str(path) in str(error.value) and "'blk.1.ffn_up.weight'" in str(error.value)
 
 
+def test_truncated_gguf_names_the_file_and_its_size(tmp_path):
+  path = tmp_path / "cut.gguf"
+  write_gguf(path, "llama_tied")
+  path.write_bytes(path.read_bytes()[:-1000])
+  with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not a readable GGUF file "
+                                       r"\(ValueError: .*; the file has \d+ bytes\): it may be "
+                                       "truncated"):
+    models.load(path)
+
+
 def test_nonexistent_path_is_named(tmp_path):
   path = tmp_path / "no_such_model"
   with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
