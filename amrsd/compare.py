@@ -201,26 +201,20 @@ def heldout_records(cfg, run_cfg) -> list[dict]:
 
 def eval_sets(cfg, run_cfg, task_template) -> dict:
   """{set name: (records, verifier name, prompt template)}: final_eval.benchmarks (names
-  of amrsd.evaluate.BENCHMARKS read from final_eval.data_dir) or, when that is empty, the
-  task's own held-out split ("heldout")."""
+  of the sets shipped with amrsd, amrsd.data.BENCHMARKS) or, when that is empty, the task's
+  own held-out split ("heldout")."""
   e = cfg.final_eval
   if not e.benchmarks:
     return {"heldout": (heldout_records(cfg, run_cfg), run_cfg.data.verifier, task_template)}
-  from amrsd.data import FileSource
-  from amrsd.evaluate import BENCHMARKS
+  from amrsd.data import BENCHMARKS, load_benchmark
   sets = {}
   for name in e.benchmarks:
     if name not in BENCHMARKS:
       raise ValueError(f"config.final_eval.benchmarks: unknown {name!r}; known: "
                        f"{', '.join(BENCHMARKS)}")
-    file, verifier, template = BENCHMARKS[name]
-    path = os.path.join(e.data_dir, file)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{path} not found; set config.final_eval.data_dir to the folder "
-                              "of the benchmark JSONL files")
-    source = FileSource(path)
-    count = len(source) if e.size <= 0 else min(e.size, len(source))
-    sets[name] = ([source[i] for i in range(count)], verifier, template)
+    records = load_benchmark(name)
+    count = len(records) if e.size <= 0 else min(e.size, len(records))
+    sets[name] = (records[:count], BENCHMARKS[name].verifier, BENCHMARKS[name].template)
   return sets
 
 

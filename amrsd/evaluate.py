@@ -3,8 +3,9 @@
   python -m amrsd.evaluate --config=configs/<recipe>.py --checkpoint=<workdir or step dir> \
       --benchmarks=aime24,aime25,amc23,hmmt25_feb,math500,gsm8k --samples=4
 
-Benchmarks are JSONL files read by name from --data_dir (default ../shared/data), or by
-path. Writes eval.json (per benchmark avg@k, pass@k, count) and prints a table.
+Benchmarks are the sets shipped with amrsd, by name (amrsd.data.BENCHMARKS), or JSONL /
+Parquet files by path (relative ones under --data_dir when given). Writes eval.json (per
+benchmark avg@k, pass@k, count) and prints a table.
 """
 
 import json
@@ -15,25 +16,14 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from amrsd import distributed, prompts
-
-# Benchmark name -> (file name, verifier, prompt template).
-MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
-BENCHMARKS = {
-    "aime24": ("aime24.jsonl", "math", MATH_TEMPLATE),
-    "aime25": ("aime25.jsonl", "math", MATH_TEMPLATE),
-    "amc23": ("amc23.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_feb": ("hmmt25_feb.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
-    "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
-    "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
-}
+from amrsd.data.benchmarks import BENCHMARKS, MATH_TEMPLATE
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
                   seed, batch_size=64) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
-  records: dicts with "problem" and "answer". verifier: a name for
+  records: dicts with "problem" and "answer" (and an optional "system" message). verifier: a name for
   amrsd.rewards.verify_batch. With several processes, records are this process's share.
   """
   from amrsd import rewards
@@ -45,7 +35,8 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   rows = []
   for start in range(0, chunks * batch_size, batch_size):
     chunk = records[start:start + batch_size]
-    messages = [[{"role": "user", "content": template.format(**r)}] for r in chunk]
+    messages = [[*([{"role": "system", "content": r["system"]}] if r.get("system") else []),
+                 {"role": "user", "content": template.format(**r)}] for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,
@@ -91,28 +82,25 @@ def load_policy(config, checkpoint):
 
 def main(argv):
   del argv
-  from amrsd.data import FileSource
+  from amrsd import data
   from amrsd.sampling import Sampler
   config = _CONFIG.value
-  data_dir = _DATA_DIR.value or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                             "data")
   model, tokenizer = load_policy(config, _CHECKPOINT.value)
   sampler = Sampler(model, tokenizer)
   results = {}
   for name in _BENCHMARKS.value:
     if name in BENCHMARKS:
-      file, verifier, template = BENCHMARKS[name]
-      path = os.path.join(data_dir, file)
-    elif name.endswith(".jsonl"):
-      path, verifier, template = name, "math", MATH_TEMPLATE
+      records = data.load_benchmark(name)
+      verifier, template = BENCHMARKS[name].verifier, BENCHMARKS[name].template
+    elif name.endswith(data.files.FILE_SUFFIXES):
+      path = os.path.join(_DATA_DIR.value or "", name)
+      if not os.path.exists(path):
+        raise app.UsageError(f"{path} not found (relative paths are under --data_dir)")
+      records, verifier, template = list(data.FileSource(path)), "math", MATH_TEMPLATE
     else:
       raise app.UsageError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
-                           "or a .jsonl path")
-    if not os.path.exists(path):
-      raise app.UsageError(f"{path} not found; pass --data_dir (the public datasets are "
-                           "openai/gsm8k, HuggingFaceH4/MATH-500, AIME/AMC/HMMT problem sets)")
-    source = FileSource(path)
-    records = [source[i] for i in range(len(source))][:_LIMIT.value or None]
+                           "or a .jsonl/.parquet path")
+    records = records[:_LIMIT.value or None]
     template = dict(config.prompts).get("task", template) if name not in BENCHMARKS else template
     results[name] = evaluate_records(sampler, records, verifier, template=template,
                                      samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
@@ -140,8 +128,8 @@ def define_flags():
   _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
   _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
   _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
-                                  "(default: ../shared/data beside the repository).")
+  _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder that relative benchmark file "
+                                  "paths are read from (default: the current folder).")
   _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
 
 

@@ -9,8 +9,6 @@ exactly the batches an uninterrupted one would have seen.
 
 import grain
 
-from amrsd.data import files
-
 
 class PromptPipeline:
   """Iterator over training batches: each a list of `prompts_per_step` records, every
@@ -103,20 +101,3 @@ class PromptPipeline:
       raise ValueError(f"prompt template {self.prompt_template!r} uses field {e}, which "
                        f"records of {self.source!r} lack; fields: {', '.join(sorted(record))}") from None
 
-
-def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 100_000,
-                 skip_bad_rows: bool = False, format: str | None = None, **task_options):
-  """A source by name or path: a procedural task name (amrsd.data.procedural.TASKS, with
-  its options and split) or a .jsonl/.parquet file (format guessed from its name).
-
-  For files, split is ignored: a held-out file is named by its own path.
-  """
-  from amrsd.data import procedural
-  if spec in procedural.TASKS:
-    return procedural.ProceduralSource(spec, split=split, seed=seed, size=size, **task_options)
-  if spec.endswith((".jsonl", ".json", ".parquet")):
-    if task_options:
-      raise ValueError(f"{spec}: file datasets take no task options, got {sorted(task_options)}")
-    return files.FileSource(spec, format=format, skip_bad_rows=skip_bad_rows)
-  raise ValueError(f"unknown dataset {spec!r}: use a procedural task "
-                   f"({', '.join(procedural.TASKS)}) or a .jsonl/.parquet path")
