@@ -50,7 +50,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.algorithm = ml_collections.ConfigDict()
   c.algorithm.name = "amrsd"      # one of METHODS
-  # AMR-SD (ALGORITHMS.md 3.2)
+  # AMR-SD (docs/algorithms.md 3.2)
   c.algorithm.beta0 = 0.5         # initial modulation strength
   c.algorithm.tau_pos = 0.20      # CIG threshold for A > 0, nats
   c.algorithm.tau_neg = 0.10      # CIG threshold for A < 0, nats
@@ -123,6 +123,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.log = ml_collections.ConfigDict()
   c.log.plot_every_steps = 5
   c.log.progress = True
+  # Weights & Biases next to TensorBoard: the project ("" = off; needs the `wandb` package),
+  # and the entity ("" = your default). The W&B run is named after the workdir and resumed
+  # with it (its id is kept in workdir/wandb_run_id); WANDB_MODE=offline logs locally.
+  c.log.wandb_project = ""
+  c.log.wandb_entity = ""
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (1, 1, 1)        # (data, fsdp, tensor); -1 = the remaining devices
