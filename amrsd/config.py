@@ -37,7 +37,7 @@ def default_config() -> ml_collections.ConfigDict:
   # aime24); with task == "hub", "" = the dataset's data.hub_eval_split.
   c.data.eval_path = ""
   c.data.hub_name = ""            # e.g. openai/gsm8k, HuggingFaceH4/MATH-500, or a local folder
-  c.data.hub_config = ""          # the dataset's configuration ("main" for openai/gsm8k); "" = default
+  c.data.hub_config = ""          # its configuration ("main" for openai/gsm8k); "" = default
   c.data.hub_train_split = "train"
   c.data.hub_eval_split = "test"
   # Field mapping of files and hub rows: gsm8k | math | generic | "" (guessed from the file

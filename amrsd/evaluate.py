@@ -16,15 +16,16 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from amrsd import distributed, prompts
-from amrsd.data.benchmarks import BENCHMARKS, MATH_TEMPLATE
+from amrsd.data.benchmarks import BENCHMARKS, MATH_TEMPLATE, chat_messages
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
                   seed, batch_size=64) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
-  records: dicts with "problem" and "answer" (and an optional "system" message). verifier: a name for
-  amrsd.rewards.verify_batch. With several processes, records are this process's share.
+  records: dicts with "problem" and "answer" (and an optional "system" message).
+  verifier: a name for amrsd.rewards.verify_batch. With several processes, records are
+  this process's share.
   """
   from amrsd import rewards
   # With several processes each scores its own records; generate is a collective, so
@@ -35,8 +36,7 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   rows = []
   for start in range(0, chunks * batch_size, batch_size):
     chunk = records[start:start + batch_size]
-    messages = [[*([{"role": "system", "content": r["system"]}] if r.get("system") else []),
-                 {"role": "user", "content": template.format(**r)}] for r in chunk]
+    messages = [chat_messages(template, r) for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,

@@ -46,7 +46,8 @@ def test_the_wheel_ships_the_sets_and_loads_them_away_from_the_checkout(tmp_path
   with zipfile.ZipFile(wheel) as archive:
     names = archive.namelist()
     texts = [archive.read(n).decode() for n in names if not n.endswith(".gz")]
-  assert len([n for n in names if n.startswith("amrsd/data/benchmarks/") and n.endswith(".jsonl.gz")]) == 12
+  shipped = [n for n in names if n.startswith("amrsd/data/benchmarks/") and n.endswith(".gz")]
+  assert len(shipped) == 12
   assert "amrsd/data/benchmarks/README.md" in names
   assert not [t for t in texts if re.search(r"\.\./shared|shared/data|shared/docs", t)]
 

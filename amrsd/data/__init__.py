@@ -6,7 +6,8 @@ Every record is {"problem", "answer", "solution" (or None), "task" (the verifier
 """
 
 from amrsd.data.arithmetic import LEVELS as ARITHMETIC_LEVELS, ArithmeticLevel
-from amrsd.data.benchmarks import BENCHMARKS, Benchmark, benchmark_source, load_benchmark
+from amrsd.data.benchmarks import (BENCHMARKS, Benchmark, benchmark_source, chat_messages,
+                                   load_benchmark)
 from amrsd.data.files import (FORMATS, DataError, FieldMap, FileSource, RecordSource, field_map,
                               guess_format)
 from amrsd.data.hub import open_hub_dataset
@@ -15,6 +16,6 @@ from amrsd.data.procedural import REASONING_GYM_TASKS, TASKS, ProceduralSource, 
 from amrsd.data.sources import open_dataset, open_sources
 
 __all__ = ["ARITHMETIC_LEVELS", "ArithmeticLevel", "BENCHMARKS", "Benchmark", "benchmark_source",
-           "load_benchmark", "FORMATS", "DataError", "FieldMap", "FileSource", "RecordSource",
+           "chat_messages", "load_benchmark", "FORMATS", "DataError", "FieldMap", "FileSource", "RecordSource",
            "field_map", "guess_format", "open_hub_dataset", "PromptPipeline", "REASONING_GYM_TASKS",
            "TASKS", "ProceduralSource", "split_of", "open_dataset", "open_sources"]

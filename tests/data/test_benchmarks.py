@@ -44,10 +44,24 @@ def test_gold_answers_pass_their_own_verifier(name, written):
   records = data.load_benchmark(name)[:5]
   verifier = data.BENCHMARKS[name].verifier
   completions = [written.format(answer=r["answer"]) for r in records]
-  assert [v.reward for v in rewards.verify_batch(verifier, completions, records, workers=0)] == [1.0] * 5
+  verdicts = rewards.verify_batch(verifier, completions, records, workers=0)
+  assert [v.reward for v in verdicts] == [1.0] * 5
   wrong = [records[1], records[0]] if records[0]["answer"] != records[1]["answer"] else None
   if wrong:
     assert rewards.verify_batch(verifier, completions[:2], wrong, workers=0)[0].reward == 0.0
+
+
+def test_chat_messages_carry_the_rows_system_message():
+  mcq = data.load_benchmark("sciknoweval_biology")[0]
+  spec = data.BENCHMARKS["sciknoweval_biology"]
+  assert data.chat_messages(spec.template, mcq) == [
+      {"role": "system", "content": mcq["system"]}, {"role": "user", "content": mcq["problem"]}]
+  tool = data.load_benchmark("tooluse")[0]  # its system field is null: no system message
+  assert data.chat_messages(data.BENCHMARKS["tooluse"].template, tool) == [
+      {"role": "user", "content": tool["problem"]}]
+  aime = data.load_benchmark("aime24")[0]
+  (user,) = data.chat_messages(data.BENCHMARKS["aime24"].template, aime)
+  assert user["content"] == aime["problem"] + "\n\nPut your final answer in \\boxed{}."
 
 
 def test_each_call_returns_fresh_records():

@@ -51,6 +51,13 @@ BENCHMARKS = {
 }
 
 
+def chat_messages(template: str, record: dict) -> list[dict]:
+  """The chat of one problem: the record's own "system" message when it has one (the
+  SciKnowEval sets ask for <answer>X</answer> there), then template.format(**record)."""
+  system = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+  return [*system, {"role": "user", "content": template.format(**record)}]
+
+
 def benchmark_source(name: str) -> files.FileSource:
   """The shipped set `name` as a record source (len + getitem), e.g. for the pipeline."""
   if name not in BENCHMARKS:
