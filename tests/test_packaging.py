@@ -33,6 +33,16 @@ def test_the_pinned_requirements_satisfy_the_declared_ranges():
   assert set(pins) - {r.name for r in declared} <= {"setuptools"}
 
 
+OUTSIDE = re.compile(r"\.\./shared|shared/data|shared/docs")
+
+
+def test_nothing_in_the_product_points_outside_the_checkout():
+  paths = [REPO / "README.md", REPO / "pyproject.toml"]
+  for folder in ("amrsd", "configs", "launch"):
+    paths += [p for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".sh", ".md", ".toml")]
+  assert not [str(p) for p in paths if OUTSIDE.search(p.read_text())]
+
+
 def test_the_wheel_ships_the_sets_and_loads_them_away_from_the_checkout(tmp_path):
   # Built from a copy of the package sources, so no build/ folder lands in the checkout.
   source = tmp_path / "src"
@@ -49,7 +59,7 @@ def test_the_wheel_ships_the_sets_and_loads_them_away_from_the_checkout(tmp_path
   shipped = [n for n in names if n.startswith("amrsd/data/benchmarks/") and n.endswith(".gz")]
   assert len(shipped) == 12
   assert "amrsd/data/benchmarks/README.md" in names
-  assert not [t for t in texts if re.search(r"\.\./shared|shared/data|shared/docs", t)]
+  assert not [t for t in texts if OUTSIDE.search(t)]
 
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                   "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
