@@ -113,29 +113,22 @@ def heldout_records(cfg, run_cfg) -> list[dict]:
 
 def eval_sets(cfg, run_cfg) -> dict:
   """{set name: (records, verifier name, prompt template)}: final_eval.benchmarks (names
-  of amrsd.scoring.BENCHMARKS read from final_eval.data_dir) or, when that is empty, the
-  task's own held-out split ("heldout")."""
+  of the sets shipped with amrsd, amrsd.data.BENCHMARKS) or, when that is empty, the task's
+  own held-out split ("heldout")."""
   from amrsd.run_setup import task_template
   e = cfg.final_eval
   if not e.benchmarks:
     return {"heldout": (heldout_records(cfg, run_cfg), run_cfg.data.verifier,
                         task_template(run_cfg))}
-  from amrsd.data import FileSource
-  from amrsd.scoring import BENCHMARKS, resolve_benchmark
+  from amrsd.data import BENCHMARKS, load_benchmark
   sets = {}
   for name in e.benchmarks:
     if name not in BENCHMARKS:
       raise ValueError(f"config.final_eval.benchmarks: unknown {name!r}; known: "
                        f"{', '.join(BENCHMARKS)}")
-    try:
-      path, verifier, template = resolve_benchmark(name, e.data_dir, verifier=None,
-                                                   template=None)
-    except FileNotFoundError as err:
-      raise FileNotFoundError(f"{err}; set config.final_eval.data_dir to the folder of the "
-                              "benchmark JSONL files") from None
-    source = FileSource(path)
-    count = len(source) if e.size <= 0 else min(e.size, len(source))
-    sets[name] = ([source[i] for i in range(count)], verifier, template)
+    records = load_benchmark(name)
+    count = len(records) if e.size <= 0 else min(e.size, len(records))
+    sets[name] = (records[:count], BENCHMARKS[name].verifier, BENCHMARKS[name].template)
   return sets
 
 

@@ -42,12 +42,23 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.attention = "auto"
 
   c.data = ml_collections.ConfigDict()
-  c.data.task = "arithmetic"      # procedural task name, or "jsonl" to read data.train_path
+  # A procedural task name; "jsonl": files at data.train_path / data.eval_path; "hub": a
+  # dataset by public name (data.hub_name) through the `datasets` library.
+  c.data.task = "arithmetic"
   # levels 1-2: one-digit + and -; SmolLM2-135M starts near 17 % at temperature 1.
   c.data.task_args = ml_collections.ConfigDict({"levels": (1, 2)})
-  c.data.train_path = ""          # JSONL/Parquet file when task == "jsonl"
-  c.data.eval_path = ""           # held-out file when task == "jsonl"
-  c.data.dataset = ""             # field mapping for files: gsm8k | math | aime | ""(as is)
+  c.data.train_path = ""          # .jsonl / .jsonl.gz / .parquet file when task == "jsonl"
+  # Held-out file, or the name of a set shipped with amrsd (amrsd.data.BENCHMARKS, e.g.
+  # aime24); with task == "hub", "" = the dataset's data.hub_eval_split.
+  c.data.eval_path = ""
+  c.data.hub_name = ""            # e.g. openai/gsm8k, HuggingFaceH4/MATH-500, or a local folder
+  c.data.hub_config = ""          # its configuration ("main" for openai/gsm8k); "" = default
+  c.data.hub_train_split = "train"
+  c.data.hub_eval_split = "test"
+  # Field mapping of files and hub rows: gsm8k | math | generic | "" (guessed from the file
+  # or dataset name; see amrsd.data.FORMATS), then the columns renamed here ("" = keep).
+  c.data.dataset = ""
+  c.data.fields = ml_collections.ConfigDict({"problem": "", "answer": "", "solution": ""})
   c.data.verifier = "arithmetic"  # name for amrsd.rewards.get_verifier
   c.data.max_prompt_tokens = 256  # longer prompts are filtered out (counted in metrics)
   c.data.skip_bad_rows = False    # skip and count malformed rows instead of failing
@@ -108,6 +119,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.log = ml_collections.ConfigDict()
   c.log.plot_every_steps = 5
   c.log.progress = True
+  # Weights & Biases next to TensorBoard: the project ("" = off; needs the `wandb` package),
+  # and the entity ("" = your default). The W&B run is named after the workdir and resumed
+  # with it (its id is kept in workdir/wandb_run_id); WANDB_MODE=offline logs locally.
+  c.log.wandb_project = ""
+  c.log.wandb_entity = ""
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (1, 1, 1)        # (data, fsdp, tensor); -1 = the remaining devices

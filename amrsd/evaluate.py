@@ -5,9 +5,10 @@
 
 With a run's workdir the run's own saved config (model, dtype, trainable set and LoRA,
 prompt template, verifier) is read from its latest checkpoint and the trained weights
-are restored read-only. Benchmarks are JSONL files read by name from --data_dir (default
-../shared/data), or by path; a path is graded like the run (its verifier and template).
-Names and files are checked before the model loads. Writes eval.json (per benchmark
+are restored read-only. Benchmarks are the sets shipped with amrsd, by name
+(amrsd.data.BENCHMARKS), or JSONL / Parquet files by path (relative ones under
+--data_dir); a file is graded like the run (its verifier, template and field mapping).
+Names and files are read before the model loads. Writes eval.json (per benchmark
 avg@k, pass@k, count) and prints a table.
 """
 
@@ -25,13 +26,18 @@ _CONFIG = config_lib.define_config_flag(
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "A run's workdir (its latest checkpoint and saved config) or an "
     "exported HF folder; default: the config's model.")
-_BENCHMARKS = flags.DEFINE_list("benchmarks", ["gsm8k"], "Benchmark names or .jsonl paths.")
+_BENCHMARKS = flags.DEFINE_list(
+    "benchmarks", ["gsm8k"], "Names of the shipped sets (aime24, aime25, amc23, hmmt25_feb, "
+    "hmmt25_nov, math500, gsm8k, sciknoweval_<biology|chemistry|material|physics>, tooluse), "
+    "bfcl:<category> (one category per name) or .jsonl/.jsonl.gz/.parquet paths.")
 _SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
 _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Problems per sampler call (times "
+                                   "--samples rows); lower it when memory is short.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of benchmark JSONL files "
-                                "(default: ../shared/data beside the repository).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder that relative benchmark file paths "
+                                "are read from (default: the current folder).")
 _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
 
 
@@ -68,20 +74,11 @@ def main(argv):
 
 def evaluate():
   from amrsd import run_setup, scoring
-  from amrsd.data import FileSource
   config, step = run_config(_CHECKPOINT.value, _CONFIG.value)
-  data_dir = _DATA_DIR.value or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                             "data")
   template = run_setup.task_template(config)
-  sets = {name: scoring.resolve_benchmark(name, data_dir, verifier=config.data.verifier,
-                                          template=template)
+  sets = {name: scoring.resolve_benchmark(name, _DATA_DIR.value, verifier=config.data.verifier,
+                                          template=template, dataset=config.data.dataset)
           for name in _BENCHMARKS.value}
-  records = {}
-  for name, (path, _, _) in sets.items():
-    # A file of the run's own kind is read with the run's field mapping.
-    own = None if name in scoring.BENCHMARKS else config.data.dataset or None
-    source = FileSource(path, format=own)
-    records[name] = [source[i] for i in range(len(source))][:_LIMIT.value or None]
 
   from flax import nnx
 
@@ -92,14 +89,16 @@ def evaluate():
     nnx.update(model, restore_params(_CHECKPOINT.value, step, abstract_like(nnx.state(model))))
   sampler = Sampler(model, tokenizer)
   results = {}
-  for name, (_, verifier, template) in sets.items():
+  for name, (records, verifier, template) in sets.items():
     results[name] = scoring.evaluate_records(
-        sampler, records[name], verifier, template=template, samples=_SAMPLES.value,
-        max_new_tokens=_MAX_NEW_TOKENS.value, temperature=_TEMPERATURE.value, seed=config.seed)
+        sampler, records[:_LIMIT.value or None], verifier, template=template,
+        samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value, temperature=_TEMPERATURE.value, seed=config.seed,
+        batch_size=_BATCH_SIZE.value)
   k = _SAMPLES.value
-  print(f"{'benchmark':<12} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
+  width = max(len("benchmark"), *map(len, results))
+  print(f"{'benchmark':<{width}} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
   for name, r in results.items():
-    print(f"{name:<12} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
+    print(f"{name:<{width}} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
   with open(_OUT.value, "w") as f:
     json.dump(results, f, indent=2)
 

@@ -1,4 +1,4 @@
-"""The hint leak filter (ALGORITHMS.md 3.1): does a Meta-Reflection hint give the answer away?
+"""The hint leak filter (docs/algorithms.md 3.1): does a Meta-Reflection hint give the answer away?
 
 A hint leaks when it states a gold answer in any written form, or when it copies long
 n-grams (8-grams, 50 %) from a source the teacher must not see through it: the accepted

@@ -1,4 +1,5 @@
-"""Per-step metrics: workdir/metrics.jsonl and TensorBoard event files."""
+"""Per-step metrics: workdir/metrics.jsonl, TensorBoard event files and, when a project is
+set, Weights & Biases (amrsd.wandb_run)."""
 
 import json
 import math
@@ -8,12 +9,18 @@ import sys
 
 class MetricsWriter:
   """Appends one JSON object per step; on resume, drops rows past the resumed step (and
-  damaged lines, see read_metrics), keeping every other row."""
+  damaged lines, see read_metrics), keeping every other row.
 
-  def __init__(self, workdir: str, *, resume_step: int = 0, enabled: bool = True):
+  wandb_project: also log the numeric metrics to this W&B project ("" = no W&B), under
+  wandb_entity ("" = the default entity), with run_config as the run's config.
+  """
+
+  def __init__(self, workdir: str, *, resume_step: int = 0, enabled: bool = True,
+               wandb_project: str = "", wandb_entity: str = "", run_config: dict | None = None):
     self.enabled = enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
+    self._wandb = None
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
@@ -26,6 +33,10 @@ class MetricsWriter:
     os.replace(tmp, self.path)
     from tensorboardX import SummaryWriter
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10)
+    if wandb_project:
+      from amrsd import wandb_run
+      self._wandb = wandb_run.start(workdir, project=wandb_project, entity=wandb_entity,
+                                    config=run_config)
 
   def write(self, step: int, metrics: dict) -> None:
     if not self.enabled:
@@ -36,13 +47,19 @@ class MetricsWriter:
       f.write(json.dumps(row) + "\n")
       f.flush()
       os.fsync(f.fileno())
-    for key, value in row.items():
-      if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
-        self._tb.add_scalar(key, value, step)
+    scalars = {key: value for key, value in row.items()
+               if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)}
+    for key, value in scalars.items():
+      self._tb.add_scalar(key, value, step)
+    if self._wandb is not None:
+      self._wandb.log(scalars, step=int(step))
 
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
+    if self._wandb is not None:
+      self._wandb.finish()
+      self._wandb = None
 
 
 def read_metrics(path: str) -> list[dict]:

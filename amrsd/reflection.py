@@ -63,7 +63,7 @@ class ReflectionStats:
 
   @property
   def leak_rate(self) -> float:
-    """Rejected requests / requests (ALGORITHMS.md 3.1)."""
+    """Rejected requests / requests (docs/algorithms.md 3.1)."""
     return self.hints_rejected / self.hint_requests if self.hint_requests else 0.0
 
 
@@ -102,7 +102,7 @@ def hint_prompt(record, attempt, packet, *, templates=None, tokenizer=None,
   A chat message list, or with `tokenizer` the chat-templated text with thinking switched
   off (`enable_thinking=False`, which Qwen3-style templates read and others ignore): a
   hint is a short answer, and thinking would spend its token budget. The verifier's
-  feedback goes with the peer or the reference (ALGORITHMS.md 3.1, packet).
+  feedback goes with the peer or the reference (docs/algorithms.md 3.1, packet).
   """
   if packet.empty:
     return None

@@ -14,18 +14,8 @@ from amrsd.optimizer import float32_master, freeze_layers
 
 
 def open_sources(config):
-  """(train source, held-out source) for config.data."""
-  d = config.data
-  if d.task == "jsonl":
-    for field in ("train_path", "eval_path"):
-      if not d[field]:
-        raise ValueError(f"config.data.task='jsonl' needs config.data.{field}")
-    kwargs = dict(skip_bad_rows=d.skip_bad_rows, format=d.dataset or None)
-    return (data_lib.open_dataset(d.train_path, **kwargs),
-            data_lib.open_dataset(d.eval_path, **kwargs))
-  options = dict(d.task_args)
-  return (data_lib.open_dataset(d.task, split="train", seed=config.seed, **options),
-          data_lib.open_dataset(d.task, split="heldout", seed=config.seed, **options))
+  """(train source, held-out source) for config.data (see amrsd.data.open_sources)."""
+  return data_lib.open_sources(config.data, seed=config.seed)
 
 
 def task_template(config) -> str:

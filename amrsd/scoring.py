@@ -2,53 +2,38 @@
 
 `score_records` samples answers and grades them: the raw [problems, samples] matrix the
 comparison's confidence intervals resample. `evaluate_records` reduces it to avg@k and
-pass@k. `BENCHMARKS` names the public benchmark files; `resolve_benchmark` turns a name
-or a .jsonl path into (path, verifier, prompt template) without reading the file.
+pass@k. `resolve_benchmark` turns a shipped set's name or a file path into (records,
+verifier, prompt template).
 """
 
 import os
 
 import numpy as np
 
-from amrsd import distributed, prompts, rewards
+from amrsd import data, distributed, prompts, rewards
 
-MATH_TEMPLATE = "{problem}\n\nPut your final answer in \\boxed{{}}."
-# Benchmark name -> (file name, verifier, prompt template).
-BENCHMARKS = {
-    "aime24": ("aime24.jsonl", "math", MATH_TEMPLATE),
-    "aime25": ("aime25.jsonl", "math", MATH_TEMPLATE),
-    "amc23": ("amc23.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_feb": ("hmmt25_feb.jsonl", "math", MATH_TEMPLATE),
-    "hmmt25_nov": ("hmmt25_nov.jsonl", "math", MATH_TEMPLATE),
-    "math500": ("math500.jsonl", "math", MATH_TEMPLATE),
-    "gsm8k": ("gsm8k_test.jsonl", "gsm8k", MATH_TEMPLATE),
-    # Rows carry their own system prompt (the answer format); the user message is as is.
-    **{f"sciknoweval_{s}": (f"sciknoweval/{s}_test.jsonl", "mcq", "{problem}")
-       for s in ("biology", "chemistry", "material", "physics")},
-    "tooluse": ("tooluse_test.jsonl", "tooluse", "{problem}"),
-}
+def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
+  """(records, verifier, template) of a shipped set's name, "bfcl:<category>" (every row of
+  BFCL's category, from the bfcl-eval package) or a data file's path.
 
-
-def resolve_benchmark(name, data_dir, *, verifier, template):
-  """(path, verifier, template) of a benchmark name or a .jsonl path.
-
-  A named benchmark brings its own verifier and template; a file is graded like the run
-  it evaluates (the run's `verifier` and `template`). Raises FileNotFoundError or
-  ValueError naming the benchmark before anything is loaded.
+  A shipped set or BFCL category brings its own verifier and template; a file
+  (relative paths under data_dir) is graded like the run it evaluates: the run's
+  `verifier`, `template` and field mapping `dataset` (a FORMATS key, "" = guessed).
+  Raises FileNotFoundError or ValueError naming the benchmark.
   """
-  if name in BENCHMARKS:
-    file, verifier, template = BENCHMARKS[name]
-    path = os.path.join(data_dir, file)
-  elif name.endswith(".jsonl"):
-    path = name
-  else:
-    raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} or a "
-                     ".jsonl path")
+  if name in data.BENCHMARKS:
+    spec = data.BENCHMARKS[name]
+    return data.load_benchmark(name), spec.verifier, spec.template
+  if name.startswith("bfcl:"):  # ships inside bfcl-eval: every row, BFCL's own prompt
+    return list(data.open_dataset(name, split="all")), "bfcl", "{problem}"
+  if not name.endswith(data.FILE_SUFFIXES):
+    raise ValueError(f"unknown benchmark {name!r}; the shipped sets are "
+                     f"{', '.join(data.BENCHMARKS)}, BFCL's are bfcl:<category>; files end in {'/'.join(data.FILE_SUFFIXES)}")
+  path = os.path.join(data_dir or "", name)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"benchmark {name!r}: {path} not found (named benchmarks are read "
-                            "from the data folder; the public sets are openai/gsm8k, "
-                            "HuggingFaceH4/MATH-500 and the AIME/AMC/HMMT problem sets)")
-  return path, verifier, template
+    raise FileNotFoundError(f"benchmark file {path} not found (relative paths are read under "
+                            "--data_dir)")
+  return list(data.FileSource(path, format=dataset or None)), verifier, template
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,

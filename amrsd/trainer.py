@@ -286,7 +286,9 @@ class Trainer:
     if resumed and self.is_primary:
       print(f"resumed from step {self.step} of {c.train.steps} ({self.checkpointer.directory})",
             file=sys.stderr, flush=True)
-    writer = MetricsWriter(self.workdir, resume_step=self.step, enabled=self.is_primary)
+    writer = MetricsWriter(self.workdir, resume_step=self.step, enabled=self.is_primary,
+                           wandb_project=c.log.wandb_project, wandb_entity=c.log.wandb_entity,
+                           run_config=c.to_dict())
     previous = signal.signal(signal.SIGTERM, self.request_stop)
     try:
       if not resumed:

@@ -42,8 +42,7 @@ def get_config(variant="full"):
   c.final_eval.seed = 10_000    # held-out draw seed (splits are disjoint by content)
   c.final_eval.greedy = True    # also score one greedy answer per problem
   c.final_eval.max_new_tokens = -1  # -1 = the runs' eval/rollout budget
-  c.final_eval.benchmarks = ()  # names of amrsd.scoring.BENCHMARKS; () = the task's held-out split
-  c.final_eval.data_dir = ""    # folder of the benchmark JSONL files
+  c.final_eval.benchmarks = ()  # names of amrsd.data.BENCHMARKS; () = the task's held-out split
   c.bootstrap = ml_collections.ConfigDict({"resamples": 2000, "seed": 0})
 
   r = default_config()          # configs/cpu.py; method, seed, steps, workdir set per run

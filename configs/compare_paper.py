@@ -5,8 +5,8 @@ Hugging Face folder, e.g. Qwen/Qwen3-8B), math training data (run.data.train_pat
 {"problem", "answer"[, "solution"]}, e.g. DAPO-Math-17k), group 8, 64 prompts per step,
 8192 new tokens, lr 1e-6, hints of 128 tokens per rollout, FSDP over every chip. Every
 final checkpoint (and the base model) is scored on AIME24, AIME25, AMC23 and HMMT25 (Feb)
-with avg@16 at temperature 0.6 (amrsd.scoring.BENCHMARKS, files under
-final_eval.data_dir); the report gives bootstrap CIs over seeds and problems per benchmark.
+with avg@16 at temperature 0.6 (the sets shipped with amrsd, amrsd.data.BENCHMARKS); the
+report gives bootstrap CIs over seeds and problems per benchmark.
 
 Cost: 5 methods x 3 seeds x 500 steps plus long runs to 1000 steps on seed 0; each step
 samples 512 responses of up to 8k tokens. Run it on a TPU slice or multi-GPU host (see
@@ -46,7 +46,6 @@ def get_config():
 
   c.final_eval = ml_collections.ConfigDict()
   c.final_eval.benchmarks = ("aime24", "aime25", "amc23", "hmmt25_feb")
-  c.final_eval.data_dir = "../shared/data"
   c.final_eval.size = 0         # 0 = every problem of each benchmark
   c.final_eval.samples = 16     # avg@16
   c.final_eval.temperature = 0.6

@@ -1,7 +1,7 @@
 """Paper-scale recipe (accelerators only): --config=configs/paper.py:METHOD.
 
 Qwen3-8B class policy, group 8, lr 1e-6, hints of 128 tokens at temperature 0.7 written
-per rollout (ALGORITHMS.md defaults), math training data with a symbolic verifier, and
+per rollout (docs/algorithms.md defaults), math training data with a symbolic verifier, and
 AIME/AMC/HMMT held out. Point model.path at a local Hugging Face folder (e.g. a download
 of Qwen/Qwen3-8B or Qwen/Qwen2.5-7B-Instruct) and data.train_path at a JSONL of
 {"problem", "answer"[, "solution"]} rows (e.g. DAPO-Math-17k or the MATH train split).
@@ -21,7 +21,7 @@ def get_config(method="amrsd"):
 
   c.data.task = "jsonl"
   c.data.train_path = "data/math_train.jsonl"
-  c.data.eval_path = "../shared/data/aime24.jsonl"
+  c.data.eval_path = "aime24"              # the AIME 2024 set shipped with amrsd
   c.data.dataset = "math"
   c.data.verifier = "math"
   c.data.max_prompt_tokens = 1024

@@ -4,10 +4,10 @@ VARIANT is a method (grpo|rlsd|sdpo|opsd|amrsd) for the paper-scale recipe, or M
 (e.g. amrsd_cpu) for the CPU one. Rows carry their own system prompt asking for
 `<reasoning>...</reasoning><answer>X</answer>`; the `mcq` verifier reads the letter.
 
-Data (no default path: the training split is not shipped): set
+Data: the training split is not shipped, so name it:
   --config.data.train_path=<dir>/sciknoweval/chemistry_train.jsonl
-  --config.data.eval_path=<dir>/sciknoweval/chemistry_test.jsonl
-SciKnowEval level-3 questions as lasgroup/SDPO splits and filters them (Apache-2.0): one
+The held-out set defaults to the shipped chemistry test split (data.eval_path =
+"sciknoweval_chemistry"; a file path works too). SciKnowEval level-3 questions as lasgroup/SDPO splits and filters them (Apache-2.0): one
 JSON object per line with prompt, answer (A-D) and system. Concatenate the four
 {biology,chemistry,material,physics}_train.jsonl files to train on all domains.
 
@@ -15,7 +15,7 @@ Paper scale: Qwen3-8B class policy (model.path: a local Hugging Face folder), gr
 hints of 128 tokens per rollout, 4096 new tokens. Report avg@16 per test set:
   python -m amrsd.evaluate --config=configs/science.py:amrsd --checkpoint=runs/science_amrsd \
     --benchmarks=sciknoweval_biology,sciknoweval_chemistry,sciknoweval_material,sciknoweval_physics \
-    --samples=16 --temperature=0.6 --max_new_tokens=4096 --data_dir=<dir>
+    --samples=16 --temperature=0.6 --max_new_tokens=4096
 CPU: SmolLM2-135M-Instruct, 4 prompts x 4 samples, 96 new tokens, 6 steps: runs end to end
 in minutes; the 135M model is near chance here (README), so it checks the pipeline, not
 the method.
@@ -35,7 +35,7 @@ def get_config(variant="amrsd"):
   c.algorithm.name = method
   c.data.task = "jsonl"
   c.data.train_path = ""                  # required: see the docstring
-  c.data.eval_path = ""                   # required: a *_test.jsonl of the same format
+  c.data.eval_path = "sciknoweval_chemistry"  # a shipped test split, or a file of that format
   c.data.dataset = "sciknoweval"
   c.data.task_args = {}
   c.data.verifier = "mcq"

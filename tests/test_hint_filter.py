@@ -1,5 +1,5 @@
 """The hint leak filter, both ways: gold in disguise is rejected, pointers without it pass
-(ALGORITHMS.md 3.1). Each case is (hint, gold forms)."""
+(docs/algorithms.md 3.1). Each case is (hint, gold forms)."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Group-relative advantages (ALGORITHMS.md section 1, step 3)."""
+"""Group-relative advantages (docs/algorithms.md section 1, step 3)."""
 
 import jax.numpy as jnp
 

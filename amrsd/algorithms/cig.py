@@ -14,7 +14,7 @@ from amrsd.algorithms.schedules import anneal
 
 def amrsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
                            config: AlgorithmConfig):
-  """A_t of AMR-SD (ALGORITHMS.md 3.2).
+  """A_t of AMR-SD (docs/algorithms.md 3.2).
 
   adv: [N] float32 group advantages A. teacher_logp: [N, R] lT, log pi(y_t | x, h, y<t).
   old_logp: [N, R] log pi_old(y_t | x, y<t). mask: [N, R] valid response tokens.
@@ -56,7 +56,7 @@ def amrsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
 
 def rlsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
                           config: AlgorithmConfig):
-  """A_t of RLSD (ALGORITHMS.md section 2).
+  """A_t of RLSD (docs/algorithms.md section 2).
 
     D_t  = lT_t - logp_old_t;  w_t = clip(exp(sign(A) D_t), 1 - eps_w, 1 + eps_w)
     lam_k = lam0 * schedule(k)  (linear: lam0 max(0, 1 - k/K))

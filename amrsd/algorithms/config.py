@@ -1,4 +1,4 @@
-"""AlgorithmConfig: every knob of the five methods (ALGORITHMS.md sections 1-3.2).
+"""AlgorithmConfig: every knob of the five methods (docs/algorithms.md sections 1-3.2).
 
 This is the one schema of the algorithm: fields, defaults, choices and checks are written
 here once. The run config's `algorithm` group is derived from it (`run_defaults`, every

@@ -1,6 +1,6 @@
 """Log-probabilities of response tokens, never materializing [B, T, V] float32 logits.
 
-Row layout (ALGORITHMS.md section 4): a row is a left-padded context of fixed length
+Row layout (docs/algorithms.md section 4): a row is a left-padded context of fixed length
 P followed by R response tokens, `ids = [pad.. context | y_0 .. y_{R-1}]`, T = P + R.
 The log-prob of response token t is read from the logits at position P + t - 1.
 Vocabulary-sized work (unembedding, log-softmax, entropy, top-k) runs over chunks of

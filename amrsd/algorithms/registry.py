@@ -1,6 +1,6 @@
 """The five methods by name: what each needs from the teacher and its loss.
 
-A method is a small record plus one loss function (ALGORITHMS.md section 2), not a
+A method is a small record plus one loss function (docs/algorithms.md section 2), not a
 subclass. The step computes what `teacher` asks for and calls `loss`.
 """
 

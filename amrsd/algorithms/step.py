@@ -1,4 +1,4 @@
-"""One jitted training step for all five methods (ALGORITHMS.md section 1, steps 3-8).
+"""One jitted training step for all five methods (docs/algorithms.md section 1, steps 3-8).
 
     train_step = make_train_step(graphdef, tx, AlgorithmConfig(name="amrsd"))
     opt_state = init_opt_state(tx, params_state)

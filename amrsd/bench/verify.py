@@ -1,11 +1,10 @@
 """Verification throughput: python -m amrsd.bench.verify [--n=1000] [--workers=N].
 
-1,000 MATH-500-style completions (correct, wrong and malformed answers, built from
-../shared/data/math500.jsonl), verified inline in this process (the reference) and by
+1,000 MATH-500-style completions (correct, wrong and malformed answers, built from the
+MATH-500 set shipped with amrsd), verified inline in this process (the reference) and by
 the worker pool; prints completions/s and the pool's speed-up over inline.
 """
 
-import json
 import os
 import random
 import time
@@ -13,13 +12,11 @@ import time
 from absl import app, flags
 
 from amrsd import rewards
+from amrsd.data import load_benchmark
 
 _N = flags.DEFINE_integer("n", 1000, "Completions to verify.")
 _WORKERS = flags.DEFINE_integer("workers", None, "Pool size (default: CPU count, at most 8).")
 _TIMEOUT = flags.DEFINE_float("timeout", 5.0, "Seconds per check.")
-_DATA = flags.DEFINE_string(
-    "data", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
-                         "math500.jsonl"), "MATH-500 JSONL file.")
 
 
 def make_completions(problems, n, seed=0):
@@ -44,8 +41,7 @@ def make_completions(problems, n, seed=0):
 
 def main(argv):
   del argv
-  with open(_DATA.value) as f:
-    problems = [json.loads(line) for line in f if line.strip()]
+  problems = load_benchmark("math500")
   jobs = make_completions(problems, _N.value)
   completions = [c for c, _, _ in jobs]
   records = [r for _, r, _ in jobs]

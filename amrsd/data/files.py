@@ -1,4 +1,4 @@
-"""File datasets (JSON Lines, Parquet) mapped onto amrsd's record fields.
+"""File datasets (JSON Lines, plain or gzipped, Parquet) mapped onto amrsd's record fields.
 
 Every record becomes {"problem", "answer", "solution" (or None), "task", ...extra}. Rows
 are read and checked when the source is opened, so a malformed row fails before any
@@ -7,6 +7,7 @@ skip_bad_rows=True it is skipped and counted in `source.skipped` instead.
 """
 
 import dataclasses
+import gzip
 import json
 import os
 import re
@@ -46,6 +47,8 @@ _FORMAT_BY_PREFIX = (("gsm8k", "gsm8k"), ("math", "math"), ("aime", "math"), ("a
                      ("hmmt", "math"), ("tooluse", "tooluse"),
                      *((f"{s}_", "sciknoweval") for s in ("biology", "chemistry", "material",
                                                          "physics", "sciknoweval")))
+# File types FileSource reads (.gz: gzip-compressed JSON Lines).
+FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 _CALCULATOR_MARK = re.compile(r"<<[^>]*>>")
 
 
@@ -55,40 +58,33 @@ def guess_format(path: str) -> str:
   return next((fmt for prefix, fmt in _FORMAT_BY_PREFIX if name.startswith(prefix)), "generic")
 
 
-class FileSource:
-  """All records of one .jsonl or .parquet file (grain-compatible: len + getitem).
+class RecordSource:
+  """Records mapped from rows of any origin (grain-compatible: len + getitem).
 
-  format: a FORMATS key or a FieldMap (default: guessed from the file name).
-  skipped: [(line or row number, reason)] of the rows left out with skip_bad_rows=True.
-  lines: the line (Parquet: "row N") of each record, for messages.
+  name: the origin as error messages name it (a path, "openai/gsm8k[train]").
+  rows: (where, row) pairs: where is a line number or "row N", row a decoded dict (or
+  _Unreadable). fields: the FieldMap. skipped: [(where, reason)] of the rows left out
+  with skip_bad_rows=True. lines: the where of each record, for messages.
   """
 
-  def __init__(self, path: str, *, format: str | FieldMap | None = None,
-               skip_bad_rows: bool = False):
-    self.path = os.fspath(path)
-    if not os.path.isfile(self.path):
-      raise FileNotFoundError(f"dataset file {self.path!r} does not exist")
-    fmt = format if format is not None else guess_format(self.path)
-    if isinstance(fmt, str):
-      if fmt not in FORMATS:
-        raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(sorted(FORMATS))}")
-      fmt = FORMATS[fmt]
-    self.fields = fmt
+  def __init__(self, name: str, rows, fields: FieldMap, *, skip_bad_rows: bool = False):
+    self.name = name
+    self.fields = fields
     self.records: list[dict] = []
     self.lines: list[int | str] = []
-    self.skipped: list[tuple[int, str]] = []
-    for where, row in _read_rows(self.path):
+    self.skipped: list[tuple[int | str, str]] = []
+    for where, row in rows:
       try:
-        self.records.append(_to_record(row, fmt))
+        self.records.append(_to_record(row, fields))
         self.lines.append(where)
       except _FieldError as e:
-        message = f"{self.path}:{where}: field {e.field!r}: {e.what}"
+        message = f"{name}:{where}: field {e.field!r}: {e.what}"
         if not skip_bad_rows:
           raise DataError(message + " (fix the row, or set skip_bad_rows=True to skip and "
                           "count such rows)") from None
         self.skipped.append((where, message))
     if not self.records:
-      raise DataError(f"{self.path}: no usable rows ({len(self.skipped)} skipped)")
+      raise DataError(f"{name}: no usable rows ({len(self.skipped)} skipped)")
 
   def __len__(self) -> int:
     return len(self.records)
@@ -97,7 +93,38 @@ class FileSource:
     return self.records[index]
 
   def __repr__(self):
-    return f"FileSource({self.path!r}, rows={len(self)}, skipped={len(self.skipped)})"
+    return f"{type(self).__name__}({self.name!r}, rows={len(self)}, skipped={len(self.skipped)})"
+
+
+class FileSource(RecordSource):
+  """All records of one .jsonl, .jsonl.gz or .parquet file.
+
+  format: a FORMATS key or a FieldMap (default: guessed from the file name).
+  """
+
+  def __init__(self, path: str, *, format: str | FieldMap | None = None,
+               skip_bad_rows: bool = False):
+    self.path = os.fspath(path)
+    if not os.path.isfile(self.path):
+      raise FileNotFoundError(f"dataset file {self.path!r} does not exist")
+    super().__init__(self.path, _read_rows(self.path), field_map(format, self.path),
+                     skip_bad_rows=skip_bad_rows)
+
+
+def field_map(format: str | FieldMap | None, name: str, overrides: dict | None = None) -> FieldMap:
+  """The FieldMap for a FORMATS key, a FieldMap, or None (guessed from name), with the
+  columns in overrides ({"problem": "question", ...}; empty values ignored) replaced."""
+  fmt = format if format is not None else guess_format(name)
+  if isinstance(fmt, str):
+    if fmt not in FORMATS:
+      raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(sorted(FORMATS))}")
+    fmt = FORMATS[fmt]
+  overrides = {key: value for key, value in (overrides or {}).items() if value}
+  unknown = set(overrides) - {"problem", "answer", "solution"}
+  if unknown:
+    raise ValueError(f"field overrides {sorted(unknown)}: only problem, answer and solution "
+                     "columns can be renamed")
+  return dataclasses.replace(fmt, **overrides)
 
 
 class _FieldError(Exception):
@@ -110,16 +137,17 @@ def _read_rows(path):
   """Yields (line number, or "row N" for Parquet; the decoded row or an _Unreadable)."""
   if path.endswith(".parquet"):
     yield from _read_parquet(path)
-  elif path.endswith((".jsonl", ".json")):
+  elif path.endswith(FILE_SUFFIXES):
     yield from _read_jsonl(path)
   else:
-    raise ValueError(f"{path}: unsupported file type (use .jsonl or .parquet)")
+    raise ValueError(f"{path}: unsupported file type (use {', '.join(FILE_SUFFIXES)})")
 
 
 def _read_jsonl(path):
+  opener = gzip.open if path.endswith(".gz") else open
   # Bytes per line, decoded here: a non-UTF-8 byte is then one bad row (file and line
   # named, skip_bad_rows honoured), not an error from the file iterator.
-  with open(path, "rb") as f:
+  with opener(path, "rb") as f:
     for number, raw in enumerate(f, start=1):
       try:
         line = raw.decode("utf-8")

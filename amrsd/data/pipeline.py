@@ -12,7 +12,6 @@ import sys
 import grain
 
 from amrsd import prompts
-from amrsd.data import files
 
 
 class PromptPipeline:
@@ -134,27 +133,3 @@ class PromptPipeline:
     except (KeyError, IndexError) as e:
       raise ValueError(f"prompt template {self.prompt_template!r} uses field {e}, which "
                        f"records of {self.source!r} lack; fields: {', '.join(sorted(record))}") from None
-
-
-def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 100_000,
-                 skip_bad_rows: bool = False, format: str | None = None, **task_options):
-  """A source by name or path: a procedural task name (amrsd.data.procedural.TASKS, with
-  its options and split), "bfcl:<category>[,<category>...]" (amrsd.data.bfcl, split
-  train | heldout | all) or a .jsonl/.parquet file (format guessed from its name).
-
-  For files, split is ignored: a held-out file is named by its own path.
-  """
-  from amrsd.data import bfcl, procedural
-  if spec.startswith("bfcl:"):
-    if task_options:
-      raise ValueError(f"{spec}: BFCL datasets take no task options, got {sorted(task_options)}")
-    return bfcl.BfclSource(spec.removeprefix("bfcl:").split(","), split=split)
-  if spec in procedural.TASKS:
-    return procedural.ProceduralSource(spec, split=split, seed=seed, size=size, **task_options)
-  if spec.endswith((".jsonl", ".json", ".parquet")):
-    if task_options:
-      raise ValueError(f"{spec}: file datasets take no task options, got {sorted(task_options)}")
-    return files.FileSource(spec, format=format, skip_bad_rows=skip_bad_rows)
-  raise ValueError(f"unknown dataset {spec!r}: use a procedural task "
-                   f"({', '.join(procedural.TASKS)}), bfcl:<categories> or a .jsonl/.parquet "
-                   "path")

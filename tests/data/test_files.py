@@ -1,5 +1,6 @@
 """File sources: field mapping, malformed rows (error or skip-and-count), Parquet."""
 
+import gzip
 import json
 
 import pytest
@@ -21,14 +22,21 @@ def test_gsm8k_rows_map_to_problem_answer_solution(tmp_path):
                     "task": "gsm8k"}
 
 
-def test_shared_math500_and_gsm8k_load_completely(shared_data):
-  math500 = data.FileSource(shared_data / "math500.jsonl")
-  assert len(math500) == 500 and not math500.skipped
-  assert math500[0]["task"] == "math" and math500[0]["solution"] and math500[0]["level"]
-  gsm8k = data.FileSource(shared_data / "gsm8k_test.jsonl")
-  assert len(gsm8k) == 1319 and gsm8k[0]["answer"] == "18" and "####" not in gsm8k[0]["solution"]
-  aime = data.open_dataset(str(shared_data / "aime24.jsonl"))
-  assert aime[0]["task"] == "math" and aime[0]["solution"] is None
+def test_gzipped_jsonl_reads_like_plain(tmp_path):
+  rows = [{"question": "Two and three?", "answer": "#### 5"}, {"question": "q", "answer": "#### 1"}]
+  plain = write_jsonl(tmp_path / "gsm8k_a.jsonl", rows)
+  packed = tmp_path / "gsm8k_a.jsonl.gz"
+  with gzip.open(packed, "wt") as f:
+    f.write(open(plain).read())
+  assert data.open_dataset(str(packed)).records == data.FileSource(plain).records
+
+
+def test_field_renames_apply_on_top_of_the_format(tmp_path):
+  path = write_jsonl(tmp_path / "mine.jsonl", [{"q": "1+1?", "gold": 2, "task": "math"}])
+  record = data.open_dataset(path, fields={"problem": "q", "answer": "gold", "solution": ""})[0]
+  assert record == {"problem": "1+1?", "answer": "2", "solution": None, "task": "math"}
+  with pytest.raises(ValueError, match=r"field overrides \['task'\]: only problem, answer"):
+    data.open_dataset(path, fields={"task": "x"})
 
 
 @pytest.mark.parametrize("bad_row, field, reason", [
@@ -95,7 +103,7 @@ def test_unknown_format_and_missing_file_are_clear(tmp_path):
     data.FileSource(path, format="csv")
   with pytest.raises(FileNotFoundError, match="does not exist"):
     data.FileSource(str(tmp_path / "absent.jsonl"))
-  with pytest.raises(ValueError, match="unknown dataset 'gsm9k'"):
+  with pytest.raises(ValueError, match="unknown dataset 'gsm9k'.*shipped benchmark.*aime24"):
     data.open_dataset("gsm9k")
 
 
