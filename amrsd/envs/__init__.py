@@ -43,8 +43,10 @@ def step_all(envs, texts) -> list[list[dict]]:
   envs, texts = list(envs), list(texts)
   if len(envs) != len(texts):
     raise ValueError(f"step_all: {len(envs)} environments but {len(texts)} messages")
+  if not envs:
+    return []
   requests = [env.step_request(text) for env, text in zip(envs, texts)]
-  answers = _pool_of(envs).run(requests, timeout=max((e.step_timeout for e in envs), default=1))
+  answers = _pool_of(envs).run(requests, timeout=max(env.step_timeout for env in envs))
   return [env.take_step(answer) for env, answer in zip(envs, answers)]
 
 
@@ -75,5 +77,5 @@ def _pool_of(envs):
   if len(pools) > 1:
     raise ValueError(f"step_all/results_all: the environments use {len(pools)} different "
                      "pools; give them one")
-  pool, = pools.values() if pools else (None,)
+  pool, = pools.values()
   return pool if pool is not None else rewards.shared_pool()

@@ -45,7 +45,7 @@ def parse_calls(text: str, functions) -> dict:
   listed = text if text.startswith("[") else "[" + text
   listed = listed if listed.endswith("]") else listed + "]"
   try:
-    body = ast.parse(listed.strip("'"), mode="eval").body
+    body = ast.parse(listed, mode="eval").body
     elements = body.elts if isinstance(body, ast.List) else None
   except (SyntaxError, ValueError, RecursionError, MemoryError):
     elements = None

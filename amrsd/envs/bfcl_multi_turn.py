@@ -193,6 +193,11 @@ def episode_row(record: dict) -> dict:
     except ValueError as e:
       raise ValueError(f"bfcl_multi_turn: record {row_id}: field {field!r} is not JSON "
                        f"({e})") from None
+  from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
+  unknown = [c for c in row["involved_classes"] if c not in CLASS_FILE_PATH_MAPPING]
+  if unknown:
+    raise ValueError(f"bfcl_multi_turn: record {row_id} involves {unknown}, which bfcl-eval "
+                     f"does not have (it has {', '.join(CLASS_FILE_PATH_MAPPING)})")
   if len(row["answer"]) != len(row["question"]):
     raise ValueError(f"bfcl_multi_turn: record {row_id} has {len(row['question'])} turns but "
                      f"ground truth for {len(row['answer'])}")

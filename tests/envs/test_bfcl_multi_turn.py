@@ -196,6 +196,7 @@ def test_result_before_the_end_fails_clearly(episodes, pool):
     (lambda r: r.pop("initial_config"), r"lacks \['initial_config'\]"),
     (lambda r: r.update(answer="[[]]"), "has 4 turns but ground truth for 1"),
     (lambda r: r.update(question="[[{"), "field 'question' is not JSON"),
+    (lambda r: r.update(involved_classes='["Shell"]'), r"involves \['Shell'\], which bfcl-eval"),
 ])
 def test_bad_records_are_rejected_naming_the_field(episodes, change, message):
   record = dict(episodes["multi_turn_base_0"])
