@@ -2,6 +2,7 @@
 
 import ast
 import json
+import random
 
 import pytest
 
@@ -110,6 +111,43 @@ def test_a_skipped_call_scores_zero_and_feedback_names_the_turn(episodes, pool):
   reward, feedback = env.result()
   assert reward == 0.0
   assert feedback.startswith("turn 2 of 4:") and "a call is missing" in feedback
+  assert_reveals_no_answer(feedback, record)
+
+
+def test_a_dropped_call_scores_zero_on_a_sample_and_feedback_names_its_turn(episodes, pool):
+  # Every 20th episode of each category (40) with one call left out, chosen at random.
+  rng = random.Random(0)
+  records = [r for r in episodes.values() if int(r["id"].rsplit("_", 1)[1]) % 20 == 0]
+  batch, plans, dropped_turns = [], [], []
+  for record in records:
+    calls = [(t, i) for t, turn in enumerate(ground_truth(record)) for i in range(len(turn))]
+    turn, index = rng.choice(calls)
+    plans.append(ground_truth_messages(record, lambda t, c: c[:index] + c[index + 1:]
+                                       if t == turn else c))
+    dropped_turns.append(turn)
+    batch.append(make(record, pool))
+    batch[-1].start()
+  while live := [i for i, env in enumerate(batch) if not env.done]:
+    envs.step_all([batch[i] for i in live], [plans[i][batch[i].messages] for i in live])
+  for record, turn, (reward, feedback) in zip(records, dropped_turns, envs.results_all(batch)):
+    assert reward == 0.0, record["id"]
+    assert feedback.startswith(f"turn {turn + 1} of "), (record["id"], feedback)
+    assert_reveals_no_answer(feedback, record)
+
+
+@pytest.mark.parametrize("row_id, old, new", [
+    ("multi_turn_base_50", "mode='on'", "mode='off'"),
+    ("multi_turn_miss_param_150", "'economy'", "'business'"),
+    ("multi_turn_long_context_100", "amount=2203.4", "amount=2230.4"),
+])
+def test_a_wrong_argument_scores_zero(episodes, pool, row_id, old, new):
+  record = episodes[row_id]
+  assert old in record["answer"]
+  env = make(record, pool)
+  play(env, ground_truth_messages(record, lambda turn, calls: [c.replace(old, new, 1)
+                                                               for c in calls]))
+  reward, feedback = env.result()
+  assert reward == 0.0 and feedback.startswith("turn ")
   assert_reveals_no_answer(feedback, record)
 
 
