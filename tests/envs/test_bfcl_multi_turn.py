@@ -49,6 +49,16 @@ def test_ground_truth_one_turn_per_message_scores_one(episodes, pool, row_id):
   assert env.env_errors == 0
 
 
+def test_the_calls_of_a_turn_may_come_one_per_message(episodes, pool):
+  record = episodes["multi_turn_miss_param_0"]  # turns of 3, 2, 1, 0 and 4 calls
+  messages = []
+  for calls in ground_truth(record):
+    messages += [f"[{call}]" for call in calls] + ["All done."]
+  env = make(record, pool)
+  play(env, messages)
+  assert env.messages == len(messages) and env.result() == (1.0, "correct")
+
+
 def test_ground_truth_of_a_sample_scores_one_stepped_together(episodes, pool):
   # Every tenth episode of each category (80), stepped in one batch per round, as a
   # rollout steps its live trajectories.
@@ -76,13 +86,16 @@ def test_start_gives_bfcls_system_prompt_and_the_first_request(episodes, pool):
 def test_calls_are_answered_with_one_tool_message_each(episodes, pool):
   env = make(episodes["multi_turn_base_0"], pool)
   env.start()
-  messages = env.step("[cd(folder='document'), ls(), cd(folder='nowhere')]")
+  messages = env.step("[cd(folder='document'), ls(), cd(folder='nowhere'), cd()]")
   assert [(m["role"], m["name"]) for m in messages] == [
-      ("tool", "cd(folder='document')"), ("tool", "ls()"), ("tool", "cd(folder='nowhere')")]
+      ("tool", "cd(folder='document')"), ("tool", "ls()"), ("tool", "cd(folder='nowhere')"),
+      ("tool", "cd()")]
   assert messages[0]["content"] == '{"current_working_directory": "document"}'
   assert "final_report.pdf" in messages[1]["content"]  # ls ran in the new directory
-  assert "error" in messages[2]["content"].lower()  # the API's own error, as an observation
-  assert not env.done and env.turn == 0 and env.env_errors == 0
+  assert "error" in messages[2]["content"].lower()  # the API's own answer to a bad folder
+  assert messages[3]["content"].startswith("Error during execution:")  # its TypeError
+  assert "missing 1 required positional argument" in messages[3]["content"]
+  assert not env.done and env.turn == 0 and env.env_errors == 1 and env.tool_calls == 4
   next_turn = env.step("The file is in document.")
   request = json.loads(episodes["multi_turn_base_0"]["question"])[1][0]["content"]
   assert next_turn == [{"role": "user", "content": request}] and env.turn == 1
