@@ -22,6 +22,7 @@ import importlib
 import inspect
 import re
 import uuid
+import warnings
 
 MAX_TEXT_CHARS = 16_384  # longer hostile text only costs the parser memory
 MAX_CALLS = 128  # calls run per message at most (BFCL's longest turn has 34)
@@ -45,7 +46,9 @@ def parse_calls(text: str, functions) -> dict:
   listed = text if text.startswith("[") else "[" + text
   listed = listed if listed.endswith("]") else listed + "]"
   try:
-    body = ast.parse(listed, mode="eval").body
+    with warnings.catch_warnings():  # "invalid escape sequence" and such: the policy's text
+      warnings.simplefilter("ignore")
+      body = ast.parse(listed, mode="eval").body
     elements = body.elts if isinstance(body, ast.List) else None
   except (SyntaxError, ValueError, RecursionError, MemoryError):
     elements = None

@@ -1,6 +1,9 @@
 """The worker side of bfcl_multi_turn: safe decoding, hostile call text, private state."""
 
+import json
+import random
 import time
+import warnings
 
 import pytest
 
@@ -69,13 +72,34 @@ def test_text_past_the_length_cap_is_not_read():
   assert time.monotonic() - start < 1.0
 
 
+def test_the_policys_escape_sequences_raise_no_warnings():
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    (_, run, _), = bx.parse_calls(r"[echo(content='a\c')]", FILE_SYSTEM)["calls"]
+  assert run == r"echo(content='a\\c')" and not caught
+
+
+def step_args(record, text="", history=()):
+  return {"id": record["id"], "initial_config": json.loads(record["initial_config"]),
+          "involved_classes": json.loads(record["involved_classes"]),
+          "history": list(history), "text": text}
+
+
+def test_random_text_never_raises_and_answers_json(episodes):
+  pieces = ["[", "]", "(", ")", "cd", "ls", "=", "'", '"', ",", "folder", "1", "**", "*",
+            "lambda", ":", ".", "\x00", "\ud800", "{", "}", "<think>", "</think>", " ", "\n",
+            "mv", "echo", "content", "-", "1e999", "True", "None", "\\", "```"]
+  rng = random.Random(0)
+  args = step_args(episodes["multi_turn_base_0"])
+  for _ in range(2000):
+    text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+    json.dumps(bx.run_step(dict(args, text=text)))
+
+
 def test_jobs_leave_no_instances_behind_and_repeat_exactly(episodes):
   from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
   record = episodes["multi_turn_base_0"]
-  import json
-  args = {"id": record["id"], "initial_config": json.loads(record["initial_config"]),
-          "involved_classes": json.loads(record["involved_classes"]), "history": [],
-          "text": as_message(ground_truth(record)[0])}
+  args = step_args(record, as_message(ground_truth(record)[0]))
   before = set(vars(multi_turn_utils))
   first, second = bx.run_step(args), bx.run_step(args)
   assert first == second and "already exists" not in str(first)
