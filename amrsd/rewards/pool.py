@@ -40,7 +40,8 @@ def soft_time_limit(timeout: float) -> int | None:
 
 
 class VerifierPool:
-  """Worker processes that run verifier checks in parallel under a hard time limit.
+  """Worker processes that run verifier checks (and environment jobs, amrsd.envs) in
+  parallel under a hard time limit.
 
   workers: number of processes (default: CPU count, at most 8). memory_mb: address-space
   limit of each worker. Use as a context manager or call close().

@@ -274,3 +274,11 @@ def test_step_all_rejects_mismatched_lengths(episodes, pool):
   with pytest.raises(ValueError, match="2 environments but 1 messages"):
     envs.step_all([make(episodes["multi_turn_base_0"], pool)] * 2, ["[ls()]"])
 
+
+
+def test_without_a_pool_the_shared_one_runs_the_calls(episodes):
+  from amrsd import rewards
+  record = episodes["multi_turn_base_0"]
+  env = envs.make("bfcl_multi_turn", record)
+  play(env, ground_truth_messages(record))
+  assert env.result() == (1.0, "correct") and rewards.shared_pool().size >= 1
