@@ -24,7 +24,7 @@ import json
 
 from amrsd.rewards import feedback as fb
 
-MAX_TURNS = 32  # assistant messages per episode; BFCL's episodes have 2-8 user turns
+MAX_TURNS = 32  # assistant messages per episode; BFCL's episodes have 1-8 user turns
 # Fields of a bfcl multi-turn row the episode reads (JSON text in amrsd's records).
 MULTI_TURN_FIELDS = ("question", "function", "missed_function", "initial_config",
                      "involved_classes")
@@ -36,7 +36,7 @@ class BfclMultiTurnEnv:
   """One episode. record: see the module docstring; max_turns: assistant messages at most;
   pool: an amrsd.rewards.VerifierPool (None: the process's shared pool).
 
-  Counters for metrics: `messages` (assistant messages so far), `tool_calls` (calls run),
+  Counters for metrics: `assistant_messages` (so far), `tool_calls` (calls run),
   `env_errors` (observations that are errors: rejected calls, API errors, stopped steps).
   """
 
@@ -52,7 +52,7 @@ class BfclMultiTurnEnv:
     self.step_timeout, self.check_timeout = step_timeout, check_timeout
     self.turn = 0  # index of the current user turn
     self.calls: list[list[list[str]]] = [[]]  # per turn reached, per message: calls run
-    self.messages = self.tool_calls = self.env_errors = 0
+    self.assistant_messages = self.tool_calls = self.env_errors = 0
     self.done = False
     self._started = False
     self._verdict = None
@@ -91,7 +91,7 @@ class BfclMultiTurnEnv:
 
   def take_step(self, answer: dict) -> list[dict]:
     """Updates the episode with the pool's answer to step_request; the messages to append."""
-    self.messages += 1
+    self.assistant_messages += 1
     result = self._result_of(answer)
     if result is None:  # stopped: nothing of it was kept, the replay never sees it
       self.env_errors += 1
@@ -112,7 +112,7 @@ class BfclMultiTurnEnv:
       self.env_errors += sum(c["run"] is None or c["result"].startswith("Error during execution")
                              for c in result["calls"])
       messages = [_tool(c["call"], c["result"]) for c in result["calls"]]
-    if self.messages >= self.max_turns:
+    if self.assistant_messages >= self.max_turns:
       self.done = True
       return []
     return messages
@@ -121,7 +121,8 @@ class BfclMultiTurnEnv:
     """The pool request that checks the finished episode; None when no check is needed."""
     if not self.done:
       raise RuntimeError(f"{self.name} {self.row['id']}: result() before the episode is done "
-                         f"(turn {self.turn + 1} of {self.turns}, {self.messages} messages)")
+                         f"(turn {self.turn + 1} of {self.turns}, "
+                         f"{self.assistant_messages} assistant messages)")
     if self._verdict is not None or len(self.calls) < self.turns:
       return None
     return self._request("check", calls=self.calls, answer=self.row["answer"])

@@ -56,7 +56,7 @@ def test_the_calls_of_a_turn_may_come_one_per_message(episodes, pool):
     messages += [f"[{call}]" for call in calls] + ["All done."]
   env = make(record, pool)
   play(env, messages)
-  assert env.messages == len(messages) and env.result() == (1.0, "correct")
+  assert env.assistant_messages == len(messages) and env.result() == (1.0, "correct")
 
 
 def test_ground_truth_of_a_sample_scores_one_stepped_together(episodes, pool):
@@ -69,7 +69,8 @@ def test_ground_truth_of_a_sample_scores_one_stepped_together(episodes, pool):
   for env in batch:
     env.start()
   while live := [i for i, env in enumerate(batch) if not env.done]:
-    envs.step_all([batch[i] for i in live], [plans[i][batch[i].messages] for i in live])
+    envs.step_all([batch[i] for i in live],
+                  [plans[i][batch[i].assistant_messages] for i in live])
   verdicts = envs.results_all(batch)
   assert [r["id"] for r, v in zip(records, verdicts) if v != (1.0, "correct")] == []
 
@@ -141,7 +142,8 @@ def test_a_dropped_call_scores_zero_on_a_sample_and_feedback_names_its_turn(epis
     batch.append(make(record, pool))
     batch[-1].start()
   while live := [i for i, env in enumerate(batch) if not env.done]:
-    envs.step_all([batch[i] for i in live], [plans[i][batch[i].messages] for i in live])
+    envs.step_all([batch[i] for i in live],
+                  [plans[i][batch[i].assistant_messages] for i in live])
   for record, turn, (reward, feedback) in zip(records, dropped_turns, envs.results_all(batch)):
     assert reward == 0.0, record["id"]
     assert feedback.startswith(f"turn {turn + 1} of "), (record["id"], feedback)
@@ -202,7 +204,7 @@ def test_max_turns_reached_in_the_last_turn_is_still_checked(episodes, pool):
   record = episodes["multi_turn_base_0"]  # 4 turns: 7 messages bring the last calls
   env = make(record, pool, max_turns=7)
   play(env, ground_truth_messages(record))
-  assert env.messages == 7 and env.result() == (1.0, "correct")
+  assert env.assistant_messages == 7 and env.result() == (1.0, "correct")
 
 
 def test_two_episodes_of_one_row_do_not_share_state(episodes):
