@@ -8,7 +8,9 @@ turn. Following bfcl-eval's prompting inference:
   - an assistant message with calls, `[func(a=1), other(b='x')]`, runs them (in a pool
     worker, see bfcl_execution) and answers one {"role": "tool", "name": <the call as
     written>, "content": <its result>} message per call; a bad call or an API error is
-    such a message ("Error during execution: ..."), never an exception;
+    such a message ("Error during execution: ..."), never an exception; text that opens
+    a call list ("[") but does not parse is one such message with name "" (bfcl would end
+    the turn there; the policy learns more from being told);
   - a message without calls ends the user turn; the next turn's {"role": "user"} messages
     come back (miss_func: at the turns where BFCL adds functions, the user message lists
     their documentation, as bfcl-eval words it);
