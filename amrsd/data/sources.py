@@ -12,10 +12,11 @@ def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 
                  fields: dict | None = None, **task_options):
   """A source by name or path: a procedural task name (procedural.TASKS, with its
   options and split), "bfcl:<category>[,<category>...]" (BFCL's single-turn categories,
-  split train | heldout | all), a shipped evaluation set (benchmarks.BENCHMARKS, e.g.
-  "aime24"), or a .jsonl/.jsonl.gz/.parquet file (format guessed from its name, fields: column
-  renames). For benchmarks and files, split is ignored: a held-out file is named by its
-  own path.
+  split train | heldout | all), "bfcl_mt:<category>[,...]" (BFCL's multi-turn episodes
+  for the bfcl_multi_turn environment: base, miss_func, miss_param, long_context; same
+  splits), a shipped evaluation set (benchmarks.BENCHMARKS, e.g. "aime24"), or a
+  .jsonl/.jsonl.gz/.parquet file (format guessed from its name, fields: column renames).
+  For benchmarks and files, split is ignored: a held-out file is named by its own path.
   """
   if spec in procedural.TASKS:
     return procedural.ProceduralSource(spec, split=split, seed=seed, size=size, **task_options)
@@ -23,14 +24,17 @@ def open_dataset(spec: str, *, split: str = "train", seed: int = 0, size: int = 
     raise ValueError(f"{spec}: only procedural tasks take task options, got {sorted(task_options)}")
   if spec.startswith("bfcl:"):
     return bfcl.BfclSource(spec.removeprefix("bfcl:").split(","), split=split)
+  if spec.startswith("bfcl_mt:"):
+    return bfcl.BfclSource(spec.removeprefix("bfcl_mt:").split(","), split=split,
+                           multi_turn=True)
   if spec in benchmarks.BENCHMARKS:
     return benchmarks.benchmark_source(spec)
   if spec.endswith(files.FILE_SUFFIXES):
     return files.FileSource(spec, format=files.field_map(format, spec, fields),
                             skip_bad_rows=skip_bad_rows)
   raise ValueError(f"unknown dataset {spec!r}: use a procedural task "
-                   f"({', '.join(procedural.TASKS)}), bfcl:<categories>, a shipped benchmark "
-                   f"({', '.join(benchmarks.BENCHMARKS)}) or a "
+                   f"({', '.join(procedural.TASKS)}), bfcl:<categories>, bfcl_mt:<categories>, "
+                   f"a shipped benchmark ({', '.join(benchmarks.BENCHMARKS)}) or a "
                    f"{'/'.join(files.FILE_SUFFIXES)} path; public datasets by name go through "
                    "config.data.task='hub'")
 

@@ -1,7 +1,9 @@
 """A pool of verifier worker processes with a hard deadline per check.
 
-Each worker (amrsd.rewards.worker) runs checks one at a time. A check that overruns
-`timeout + KILL_GRACE_S` gets the verdict "verification timed out" and its worker is
+Each worker (amrsd.rewards.worker) runs jobs one at a time: verifier checks (`verify`)
+and the tool calls of environments (amrsd.envs, through `run`). A job that overruns
+`timeout + KILL_GRACE_S` gets the answer "timed out" (a check: the verdict "verification
+timed out") and its worker is
 killed (SIGKILL, so C-level arithmetic stops too) and replaced; the other workers keep
 going, so one hostile answer costs the batch at most one deadline. Workers are plain
 subprocesses, not fork()ed copies of the caller, so they never inherit JAX's threads
@@ -24,6 +26,11 @@ from amrsd.rewards import registry
 # Past the soft limit the worker's own SIGALRM should have answered; this is the margin
 # before the worker is presumed stuck in C code and killed.
 KILL_GRACE_S = 0.5
+# What the pool answers for a job that produced no answer of its own.
+TIMED_OUT = "timed out"
+DIED = "died"
+OUT_OF_MEMORY = "out of memory"  # answered by the worker itself (environment jobs)
+_FAILED_VERDICTS = {TIMED_OUT: fb.TIMED_OUT, DIED: fb.WORKER_DIED}
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -33,7 +40,8 @@ def soft_time_limit(timeout: float) -> int | None:
 
 
 class VerifierPool:
-  """Worker processes that run verifier checks in parallel under a hard time limit.
+  """Worker processes that run verifier checks (and environment jobs, amrsd.envs) in
+  parallel under a hard time limit.
 
   workers: number of processes (default: CPU count, at most 8). memory_mb: address-space
   limit of each worker. Use as a context manager or call close().
@@ -61,16 +69,27 @@ class VerifierPool:
 
     timeout: seconds per check; an overrun scores 0 with "verification timed out".
     """
-    if timeout <= 0:
-      raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    jobs = list(jobs)
+    requests = []
     for name, completion, record in jobs:
       registry.validate_job(name, completion, record)
+      requests.append(dict(kind="verify", name=name, completion=completion, record=record))
+    return [fb.verdict_fail(_FAILED_VERDICTS[answer["failure"]]) if "failure" in answer
+            else fb.Verdict(float(answer["reward"]), answer["feedback"])
+            for answer in self.run(requests, timeout=timeout)]
+
+  def run(self, requests, *, timeout: float) -> list[dict]:
+    """The workers' answers (dicts) to requests, in order (see amrsd.rewards.worker).
+
+    timeout: seconds per request; an overrun answers {"failure": TIMED_OUT}, a request
+    whose worker died {"failure": DIED}.
+    """
+    if timeout <= 0:
+      raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     with self._lock:
-      return self._run(jobs, timeout)
+      return self._run(list(requests), timeout)
 
   def _run(self, jobs, timeout):
-    results: list[fb.Verdict | None] = [None] * len(jobs)
+    results: list[dict | None] = [None] * len(jobs)
     queue = collections.deque(range(len(jobs)))
     remaining = len(jobs)
     while remaining:
@@ -79,8 +98,8 @@ class VerifierPool:
           index = queue.popleft()
           if not self._dispatch(worker, index, jobs, timeout):
             queue.appendleft(index)  # the worker is dead; _poll replaces it
-      for index, verdict in self._poll():
-        results[index] = verdict
+      for index, answer in self._poll():
+        results[index] = answer
         remaining -= 1
     return results
 
@@ -122,9 +141,7 @@ class VerifierPool:
 
   def _dispatch(self, worker, index, jobs, timeout) -> bool:
     """Sends job `index` to an idle worker; False if the worker turned out dead."""
-    name, completion, record = jobs[index]
-    request = dict(id=index, name=name, completion=completion, record=record,
-                   time_limit=soft_time_limit(timeout))
+    request = dict(jobs[index], id=index, time_limit=soft_time_limit(timeout))
     worker.job = index
     worker.deadline = time.monotonic() + timeout + KILL_GRACE_S
     try:
@@ -137,7 +154,7 @@ class VerifierPool:
     return True
 
   def _poll(self):
-    """Waits for answers until the nearest deadline; yields (job index, verdict)."""
+    """Waits for answers until the nearest deadline; yields (job index, answer)."""
     wait = min(w.deadline for w in self._workers) - time.monotonic()
     for key, _ in self._selector.select(timeout=None if math.isinf(wait) else max(0.0, wait)):
       worker = key.data
@@ -151,7 +168,8 @@ class VerifierPool:
           worker.deadline = math.inf
         elif message.get("id") == worker.job:
           index, worker.job, worker.deadline = worker.job, None, math.inf
-          yield index, fb.Verdict(float(message["reward"]), message["feedback"])
+          del message["id"]
+          yield index, message
     now = time.monotonic()
     for worker in list(self._workers):
       if now < worker.deadline:
@@ -161,7 +179,7 @@ class VerifierPool:
                            "(run `python -m amrsd.rewards.worker` to see why)")
       index = worker.job
       self._replace(worker)
-      yield index, fb.verdict_fail(fb.TIMED_OUT)
+      yield index, {"failure": TIMED_OUT}
 
   def _died(self, worker):
     code = worker.process.wait()
@@ -172,7 +190,7 @@ class VerifierPool:
     self._replace(worker)
     if index is not None:
       # Killed from outside (e.g. the kernel's OOM killer): the answer is the suspect.
-      yield index, fb.verdict_fail(fb.WORKER_DIED)
+      yield index, {"failure": DIED}
 
 
 class _Worker:

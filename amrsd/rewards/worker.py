@@ -1,8 +1,12 @@
 """Verifier worker process: python -m amrsd.rewards.worker [--memory-mb N].
 
-Protocol (one JSON object per line): it prints {"ready": true} once imported, then
-reads {"id", "name", "completion", "record", "time_limit"} on stdin and answers
-{"id", "reward", "feedback"} on stdout. Its address space is capped so that a hostile
+Protocol (one JSON object per line): it prints {"ready": true} once imported, then reads
+requests on stdin and answers each on stdout:
+  {"id", "kind": "verify", "name", "completion", "record", "time_limit"}
+      -> {"id", "reward", "feedback"}                   (a verifier check)
+  {"id", "kind": "env", "job", "args", "time_limit"}
+      -> {"id", "result"}, {"id", "failure"} or {"id", "error"}   (a job of amrsd.envs)
+Its address space is capped so that a hostile
 answer fails with MemoryError instead of exhausting the host; the pool kills it when a
 check overruns its deadline.
 """
@@ -32,8 +36,12 @@ def main(argv=None):
   channel.write(json.dumps({"ready": True}) + "\n")
   for line in sys.stdin:
     request = json.loads(line)
-    reward, feedback = _check(registry, request)
-    channel.write(json.dumps({"id": request["id"], "reward": reward, "feedback": feedback}) + "\n")
+    if request["kind"] == "env":
+      answer = _env_job(request)
+    else:
+      reward, feedback = _check(registry, request)
+      answer = {"reward": reward, "feedback": feedback}
+    channel.write(json.dumps({"id": request["id"], **answer}) + "\n")
 
 
 def _check(registry, request):
@@ -45,6 +53,19 @@ def _check(registry, request):
     return 0.0, feedback.OUT_OF_MEMORY
   except Exception as e:  # A bad record must not kill the worker; the caller sees why.
     return 0.0, f"verifier error: {type(e).__name__}"
+
+
+def _env_job(request):
+  """An environment job's result; its own errors are the caller's to raise (a bad record
+  or a bug: what the policy writes never raises there)."""
+  from amrsd import envs
+  from amrsd.rewards import pool
+  try:
+    return {"result": envs.worker_job(request["job"])(request["args"])}
+  except MemoryError:
+    return {"failure": pool.OUT_OF_MEMORY}
+  except Exception as e:
+    return {"error": f"{type(e).__name__}: {e}"}
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ def test_live_rows_with_their_own_system_prompt_keep_it_after_bfcls():
     ("bfcl:simple,java", "train", "unknown BFCL categories"),
     ("bfcl:", "train", "unknown BFCL categories"),
     ("bfcl:simple", "test", "bfcl split 'test' is not valid"),
+    ("bfcl_mt:base,simple", "train", "unknown BFCL multi-turn categories"),
 ])
 def test_bad_names_are_rejected_with_the_valid_ones(spec, split, message):
   with pytest.raises(ValueError, match=message):
@@ -50,3 +51,25 @@ def test_bad_names_are_rejected_with_the_valid_ones(spec, split, message):
 def test_categories_name_bfcls_own():
   assert bfcl.CATEGORIES["simple"] == "simple_python"
   assert set(bfcl.CATEGORIES) >= {"multiple", "parallel", "parallel_multiple", "live_simple"}
+
+
+def test_multi_turn_episodes_carry_turns_state_and_ground_truth():
+  every = data.open_dataset("bfcl_mt:base,miss_func,miss_param,long_context", split="all")
+  assert len(every) == 4 * 200  # BFCL v4: 200 episodes per multi-turn category
+  record = every[0]
+  assert record["id"] == "multi_turn_base_0" and record["env"] == "bfcl_multi_turn"
+  turns, answer = json.loads(record["question"]), json.loads(record["answer"])
+  assert len(turns) == len(answer) == 4 and answer[0][0] == "cd(folder='document')"
+  assert json.loads(record["involved_classes"]) == ["TwitterAPI", "GorillaFileSystem"]
+  assert "GorillaFileSystem" in json.loads(record["initial_config"])
+  assert record["problem"] == turns[0][0]["content"]
+  assert '"name": "mkdir"' in record["system"]
+  held_out = json.loads(every[200]["missed_function"])  # multi_turn_miss_func_0
+  assert [f["name"] for f in held_out["3"]] == ["sort"]
+  assert '"name": "sort"' not in every[200]["system"]
+
+
+def test_multi_turn_splits_partition_the_episodes():
+  ids = {split: {r["id"] for r in data.open_dataset("bfcl_mt:base", split=split).records}
+         for split in ("train", "heldout")}
+  assert not ids["train"] & ids["heldout"] and len(ids["train"] | ids["heldout"]) == 200

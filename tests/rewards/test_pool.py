@@ -110,3 +110,13 @@ def test_pool_works_from_threads_where_inline_math_verify_cannot(pool):
     thread.join()
   assert [results[f"t{i}"] for i in range(3)] == [(1.0, "correct")] * 3
   assert "only works in the main thread" in results["t0_inline"]
+
+
+def test_environment_jobs_answer_their_result_or_their_error(pool):
+  # The bfcl_multi_turn jobs themselves are tested in tests/envs; here the protocol.
+  unknown, = pool.run([{"kind": "env", "job": "nowhere.step", "args": {}}], timeout=5.0)
+  assert unknown == {"error": "ValueError: unknown environment job 'nowhere.step'; valid: "
+                              "bfcl_multi_turn.step, bfcl_multi_turn.check"}
+  ends, = pool.run([{"kind": "env", "job": "bfcl_multi_turn.step",
+                     "args": {"text": "Done.", "involved_classes": ["MathAPI"]}}], timeout=5.0)
+  assert ends == {"result": {"ends_turn": True}}
