@@ -31,8 +31,11 @@ _VERB = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 _NAME = {"+": "addition", "-": "subtraction", "*": "multiplication", "/": "division"}
 # The operation a response most likely did instead of the problem's.
 _CONFUSED = {"+": "-", "-": "+", "*": "+", "/": "*"}
-# "a op b = c" as a response writes it (x and the times sign for *).
-_EQUATION = re.compile(r"(-?\d+)\s*([-+*/x×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
+# "a op b = c" as a response writes it (x and the times sign for *), standing alone: not
+# the end of a longer chain ("3 + 4 - 2 = 5" is no claim that 4 - 2 = 5). At most 18
+# digits per number keeps int() far from Python's digit limit on hostile text.
+_EQUATION = re.compile(r"(?<![\d.])(?<![-+*/x×÷(]\s)(?<![-+*/x×÷(])"
+                       r"(-?\d{1,18})\s*([-+*/x×÷])\s*(-?\d{1,18})\s*=\s*(-?\d{1,18})(?![\d.])")
 _WRITTEN_OPS = {"x": "*", "×": "*", "÷": "/"}
 
 

@@ -36,6 +36,8 @@ CASES = [
     ("wrong written step", CHAIN, "9 - 4 = 6, 6 + 6 = 12", ["You wrote 9 - 4 = 6",
                                                             "subtraction"]),
     ("stopped early", CHAIN, "5", ["stopped after 9 - 4", "every term"]),
+    # A chain written at once claims nothing about its last operation alone.
+    ("wrong chain", CHAIN, "9 - 4 + 6 = 12", ["last digit"]),
     ("order of operations", MIXED, "20", ["Which comes first", "multiplication"]),
     ("sign", BRACKET, "61", ["sign"]),
     ("malformed answer", SUM, "I think it is a big number.", ["without a number"]),
