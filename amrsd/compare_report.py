@@ -13,7 +13,7 @@ import numpy as np
 from amrsd.compare_plan import labels, plan
 from amrsd.compare_stats import (accuracy_rows, collapse, collect, moving_average,
                                  paired_difference_ci, run_wall_seconds, score_matrix,
-                                 seed_band, steps_to_reach, wilson)
+                                 half_means, seed_band, steps_to_reach, wilson)
 
 PHASES = ("time_sample", "time_verify", "time_reflect", "time_update")
 
@@ -263,16 +263,6 @@ def accuracy_section(cfg, data, set_name, fig_dir) -> list[str]:
   return lines
 
 
-def _halves(runs, key) -> str:
-  """ "first -> second" half means of the seed mean of `key`; "" when no run logged it."""
-  steps, mean, _ = seed_band(runs, key)
-  if not len(steps):
-    return ""
-  half = len(mean) // 2 or 1
-  late = mean[half:].mean() if len(mean) > 1 else float("nan")
-  return f"{mean[:half].mean():.3f} -> {late:.3f}"
-
-
 def variants_section(cfg, data, curve_keys, fig_dir) -> list[str]:
   """Curves of the variants beside GRPO and the methods they vary (same seeds)."""
   names = [n for n in labels(cfg) if n in cfg.variants]
@@ -365,9 +355,10 @@ def write_report(cfg, header: str = "") -> str:
               "| metric | " + " | ".join(finished) + " |", "|---|" + "---|" * len(finished)]
     for key in [k for k, _ in sig_keys] + ["hint_leak_rate", "hint_fraction", "hints_empty",
                                            "hint_length_mean"]:
-      cells = [_halves(data["methods"][m]["main"], key) for m in finished]
-      if any(cells):
-        lines.append(f"| {key} | " + " | ".join(c or "-" for c in cells) + " |")
+      halves = [half_means(data["methods"][m]["main"], key) for m in finished]
+      if any(halves):
+        lines.append(f"| {key} | " + " | ".join(f"{h[0]:.3f} -> {h[1]:.3f}" if h else "-"
+                                                 for h in halves) + " |")
     lines += [""]
   if plot_bands(amrsd_runs, [("hint_leak_rate", "hint leak-reject rate"),
                              ("hint_fraction", "rollouts with a hint")],

@@ -95,6 +95,16 @@ def seed_band(runs, key):
   return np.array(common), values.mean(axis=0), std
 
 
+def half_means(runs, key):
+  """(first half, second half) means over the steps of the seed mean of `key` (second
+  is nan with one step); None when no run logged it."""
+  steps, mean, _ = seed_band(runs, key)
+  if not len(steps):
+    return None
+  half = len(mean) // 2 or 1
+  return float(mean[:half].mean()), float(mean[half:].mean()) if len(mean) > 1 else float("nan")
+
+
 def _read_json(path):
   if not os.path.exists(path):
     return None
