@@ -167,4 +167,6 @@ def test_two_amrsd_steps_with_oracle_hints_on_the_real_model(tmp_path):
     # Group hints: one request per group that needs one, and every request gets a hint.
     assert r["hint_requests"] >= 1 and r["hints_made"] + r["hints_empty"] == 8
     assert r["hints_made"] > 0 and r["hint_length_mean"] > 0
+    # The oracle, not the sampler, wrote them: the sampler reports its hints' tokens.
+    assert r["hint_tokens_mean"] == 0.0
     assert 0.0 <= r["hint_leak_rate"] <= 1.0 and 0.0 <= r["gate_fraction"] <= 1.0
