@@ -8,6 +8,8 @@ resumes where it stopped: a run whose final_eval.json is at the configured step 
 an unfinished one resumes from its own checkpoint. Long-horizon runs (<method>_seed<s>_long)
 continue the finished main run's checkpoint to long_steps; with the anneal horizon pinned
 and every random stream keyed on (seed, step), that equals a run trained from scratch.
+Variants (config.variants: a method with run fields changed, e.g. oracle hints or an
+ablation) run the same way in out_dir/<variant>_seed<s>/ on some of the main seeds.
 
 Then every main run's final checkpoint (and the base model) is scored per problem on fixed
 evaluation sets, so confidence intervals can resample problems and seeds, and

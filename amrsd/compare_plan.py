@@ -17,18 +17,42 @@ BASE = "base"                    # the folder of the untrained model's scores
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-  """One training run: name (folder under out_dir), method, seed, steps, and for a
-  long-horizon run the main run it continues (source, else None)."""
+  """One training run: name (folder under out_dir), method, seed, steps, for a
+  long-horizon run the main run it continues (source, else None), and for a variant its
+  name in cfg.variants (variant, else None)."""
   name: str
   method: str
   seed: int
   steps: int
   source: str | None = None
+  variant: str | None = None
+
+  @property
+  def label(self) -> str:
+    """What the report groups seeds by: the variant's name, else the method."""
+    return self.variant or self.method
+
+
+def labels(cfg) -> list[str]:
+  """The methods, then the variants that run (seeds () switches one off): the report's rows."""
+  return list(cfg.methods) + [n for n, v in cfg.variants.items() if v.seeds]
 
 
 def plan(cfg) -> list[RunSpec]:
-  """Main runs seed-major (a partial comparison covers every method), then long runs."""
-  runs = [RunSpec(f"{m}_seed{s}", m, int(s), cfg.steps) for s in cfg.seeds for m in cfg.methods]
+  """Main runs seed-major (a partial comparison covers every method), with the variants
+  that run on every seed (the oracle check); then variants on fewer seeds (ablations);
+  then long runs. A variant's run uses the main runs' seeds, so it shares their data
+  order and rollout random streams."""
+  def variant_runs(name, seeds):
+    v = cfg.variants[name]
+    return [RunSpec(f"{name}_seed{s}", v.method, int(s), cfg.steps, variant=name)
+            for s in seeds if s in tuple(v.seeds)]
+  everywhere = [n for n, v in cfg.variants.items() if set(v.seeds) >= set(cfg.seeds)]
+  runs = []
+  for s in cfg.seeds:
+    runs += [RunSpec(f"{m}_seed{s}", m, int(s), cfg.steps) for m in cfg.methods]
+    runs += [r for n in everywhere for r in variant_runs(n, (s,))]
+  runs += [r for n in cfg.variants if n not in everywhere for r in variant_runs(n, cfg.seeds)]
   if cfg.long_steps > cfg.steps:
     runs += [RunSpec(f"{m}_seed{s}_long", m, int(s), cfg.long_steps, source=f"{m}_seed{s}")
              for s in cfg.long_seeds for m in cfg.methods]
@@ -50,12 +74,40 @@ def validate(cfg) -> None:
                      f"config.seeds={tuple(cfg.seeds)} (a long run continues a main run)")
   if not 0 < cfg.collapse_margin < 1:
     raise ValueError(f"config.collapse_margin={cfg.collapse_margin} must be in (0, 1)")
+  if not 0 < cfg.reward_level <= 1:
+    raise ValueError(f"config.reward_level={cfg.reward_level} must be in (0, 1]")
+  for name, v in cfg.variants.items():
+    where = f"config.variants.{name}"
+    if name in METHODS or "_seed" in name:
+      raise ValueError(f"{where}: a variant's name must differ from the methods' and not "
+                       "hold '_seed' (run folders are <name>_seed<s>)")
+    if v.method not in METHODS:
+      raise ValueError(f"{where}.method={v.method!r}: choose from {', '.join(METHODS)}")
+    extra = [s for s in v.seeds if s not in tuple(cfg.seeds)]
+    if extra:
+      raise ValueError(f"{where}.seeds={tuple(v.seeds)} must be some of config.seeds="
+                       f"{tuple(cfg.seeds)} (a variant is paired with the main runs' seeds)")
+    _check_fields(cfg.run, v.run.to_dict(), f"{where}.run")
+
+
+def _check_fields(run, values: dict, where: str) -> None:
+  """Every field a variant sets exists in the run config (a misspelt one would be added
+  silently by config.overlay)."""
+  for key, value in values.items():
+    if key not in run:
+      raise ValueError(f"{where}.{key} is not a field of the run config")
+    if isinstance(value, dict) and isinstance(run[key], ml_collections.ConfigDict):
+      _check_fields(run[key], value, f"{where}.{key}")
 
 
 def run_config(cfg, spec: RunSpec):
-  """The amrsd.train config of one run: cfg.run with method, seed, steps and workdir set."""
+  """The amrsd.train config of one run: cfg.run with the variant's fields, method, seed,
+  steps and workdir set."""
   from amrsd import config as config_lib
   c = ml_collections.ConfigDict(cfg.run.to_dict())
+  if spec.variant:
+    config_lib.overlay(c, cfg.variants[spec.variant].run.to_dict(),
+                       f"config.variants.{spec.variant}.run")
   c.algorithm.name = spec.method
   c.seed = spec.seed
   c.train.steps = spec.steps

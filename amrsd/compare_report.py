@@ -10,10 +10,10 @@ import os
 
 import numpy as np
 
-from amrsd.compare_plan import plan
+from amrsd.compare_plan import labels, plan
 from amrsd.compare_stats import (accuracy_rows, collapse, collect, moving_average,
                                  paired_difference_ci, run_wall_seconds, score_matrix,
-                                 seed_band, wilson)
+                                 half_means, seed_band, steps_to_reach, wilson)
 
 PHASES = ("time_sample", "time_verify", "time_reflect", "time_update")
 
@@ -27,6 +27,13 @@ def _plt():
 
 COLORS = {"grpo": "tab:gray", "rlsd": "tab:blue", "sdpo": "tab:green", "opsd": "tab:orange",
           "amrsd": "tab:red"}
+VARIANT_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black")
+
+
+def label_colors(names) -> dict:
+  """A color per report row: the methods' own, the variants' in their order."""
+  variants = [n for n in names if n not in COLORS]
+  return {**COLORS, **{n: VARIANT_COLORS[i % len(VARIANT_COLORS)] for i, n in enumerate(variants)}}
 
 
 def plot_bands(data, keys, path, title=None) -> bool:
@@ -35,6 +42,7 @@ def plot_bands(data, keys, path, title=None) -> bool:
   plt = _plt()
   fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
   drawn = False
+  colors = label_colors(data["methods"])
   for ax, (key, label) in zip(axes[0], keys):
     for m, entry in data["methods"].items():
       runs = entry["main"] or entry["partial"]
@@ -42,9 +50,9 @@ def plot_bands(data, keys, path, title=None) -> bool:
       if not len(steps):
         continue
       drawn = True
-      ax.plot(steps, mean, marker="o" if len(steps) < 25 else None, ms=3, color=COLORS.get(m),
+      ax.plot(steps, mean, marker="o" if len(steps) < 25 else None, ms=3, color=colors[m],
               label=f"{m} (n={len(runs)})")
-      ax.fill_between(steps, mean - std, mean + std, color=COLORS.get(m), alpha=0.15, lw=0)
+      ax.fill_between(steps, mean - std, mean + std, color=colors[m], alpha=0.15, lw=0)
     ax.set_xlabel("step")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
@@ -62,6 +70,7 @@ def plot_bands(data, keys, path, title=None) -> bool:
 
 def plot_final(rows, base, path):
   plt = _plt()
+  colors = label_colors([r["method"] for r in rows])
   fig, ax = plt.subplots(figsize=(6, 3.2))
   x = np.arange(len(rows))
   for offset, kind, label in ((-0.18, "greedy", "greedy"), (0.18, "sampled", "sampled avg@k")):
@@ -69,7 +78,7 @@ def plot_final(rows, base, path):
     err = np.array([[r[kind][0] - r[kind][1], r[kind][2] - r[kind][0]] for r in rows]).T
     ax.bar(x + offset, mean, 0.36, yerr=err, capsize=3, label=label,
            alpha=0.9 if kind == "greedy" else 0.5,
-           color=[COLORS.get(r["method"]) for r in rows])
+           color=[colors[r["method"]] for r in rows])
   if base is not None:
     if base["greedy"] is not None:
       ax.axhline(np.mean(base["greedy"]), color="k", ls="--", lw=1, label="base model, greedy")
@@ -144,7 +153,16 @@ def _run_summary(cfg) -> str:
       "steps for all runs",
       f"- identical across methods: model, data order and rollout random streams per seed "
       f"(keyed on (seed, step)), group size, token budget, optimizer; only algorithm.name "
-      "differs"])
+      "differs"] + [
+      f"- variant {name}: {v.method} with {_fields(v.run.to_dict())} on seeds "
+      f"{tuple(v.seeds)} (the main runs' data order and rollout streams)"
+      for name, v in cfg.variants.items() if v.seeds])
+
+
+def _fields(values: dict, prefix: str = "") -> str:
+  """{"a": {"b": 1}} -> "a.b=1"."""
+  return ", ".join(_fields(v, f"{prefix}{k}.") if isinstance(v, dict) else f"{prefix}{k}={v!r}"
+                   for k, v in values.items())
 
 
 def accuracy_section(cfg, data, set_name, fig_dir) -> list[str]:
@@ -190,30 +208,37 @@ def accuracy_section(cfg, data, set_name, fig_dir) -> list[str]:
   plot_final(rows, base, os.path.join(fig_dir, figure))
   lines += ["", f"![final accuracy on {set_name}](figures/{figure})", ""]
   kinds = ("greedy", "sampled") if greedy else ("sampled",)
-  reference = next((r for r in rows if r["method"] == "grpo"), None)
-  to_grpo = {}
-  if reference is not None and len(rows) > 1:
-    lines += ["Paired difference to GRPO over the seeds both finished (same seeds, same "
-              "problems; bootstrap as above):", "",
-              "| method | seeds | " + " | ".join(f"{k} diff [95 % CI]" for k in kinds) + " |",
+  # Each row against GRPO, and each variant against the method it varies.
+  by_label = {r["method"]: r for r in rows}
+  pairs = [(r["method"], "grpo") for r in rows if r["method"] != "grpo"]
+  pairs += [(name, v.method) for name, v in cfg.variants.items() if name in by_label]
+  pairs = [(a, b_) for a, b_ in pairs if b_ in by_label and
+           set(by_label[a]["seed_ids"]) & set(by_label[b_]["seed_ids"])]
+  to_grpo, to_base = {}, {}
+  if pairs:
+    lines += ["Paired differences over the seeds both finished (same seeds, same rollout "
+              "streams, same problems; bootstrap as above):", "",
+              "| comparison | seeds | " + " | ".join(f"{k} diff [95 % CI]" for k in kinds) + " |",
               "|---|---|" + "---|" * len(kinds)]
-    for r in rows:
+    for a, b_ in pairs:
+      r, reference = by_label[a], by_label[b_]
       common = [s for s in r["seed_ids"] if s in reference["seed_ids"]]
-      if r is reference or not common:
-        continue
       mine = [r["seed_ids"].index(s) for s in common]
       theirs = [reference["seed_ids"].index(s) for s in common]
       diffs = [paired_difference_ci(r[k + "_matrix"][mine], reference[k + "_matrix"][theirs],
                                     resamples=b.resamples, seed=b.seed) for k in kinds]
-      to_grpo[r["method"]] = diffs[0]
-      lines.append(f"| {r['method']} - grpo | {len(common)} | " +
-                   " | ".join(map(_fmt_ci, diffs)) + " |")
+      if b_ == "grpo":
+        to_grpo[a] = diffs[0]
+      else:
+        to_base[f"{a} - {b_}"] = diffs[0]
+      lines.append(f"| {a} - {b_} | {len(common)} | " + " | ".join(map(_fmt_ci, diffs)) + " |")
     lines += [""]
   key = kinds[0]
-  best = max(rows, key=lambda r: r[key][0])
-  amrsd = next((r for r in rows if r["method"] == "amrsd"), None)
+  methods = [r for r in rows if r["method"] in cfg.methods]  # the verdict is between methods
+  amrsd = next((r for r in methods if r["method"] == "amrsd"), None)
   if amrsd is not None:
-    tied = [r["method"] for r in rows if r is not amrsd and r[key][0] == amrsd[key][0]]
+    best = max(methods, key=lambda r: r[key][0])
+    tied = [r["method"] for r in methods if r is not amrsd and r[key][0] == amrsd[key][0]]
     if amrsd[key][0] == best[key][0] and tied:
       verdict = f"AMR-SD ties with {', '.join(tied)} for the highest mean"
     elif best is amrsd:
@@ -222,7 +247,7 @@ def accuracy_section(cfg, data, set_name, fig_dir) -> list[str]:
       verdict = f"AMR-SD does not win: {best['method']} has the highest mean"
     verdict += f" {key} accuracy ({best[key][0]:.3f}"
     verdict += ")" if amrsd[key][0] == best[key][0] else f" vs {amrsd[key][0]:.3f})"
-    overlap = [r["method"] for r in rows if r is not best and r[key][2] >= best[key][1]]
+    overlap = [r["method"] for r in methods if r is not best and r[key][2] >= best[key][1]]
     verdict += ("; methods whose CI overlaps the best one's: "
                 f"{', '.join(overlap) if overlap else 'none'}")
     if "amrsd" in to_grpo:
@@ -231,7 +256,46 @@ def accuracy_section(cfg, data, set_name, fig_dir) -> list[str]:
                   + ("a difference at 95 %" if lo > 0 or hi < 0 else
                      "no difference at 95 %"))
     lines += [f"**Result ({set_name}):** {verdict}.", ""]
+  for name, (mean, lo, hi) in to_base.items():
+    lines += [f"**Variant ({set_name}):** {name} = {mean:+.3f} [{lo:+.3f}, {hi:+.3f}] {key} "
+              "accuracy, " + ("a difference at 95 %." if lo > 0 or hi < 0 else
+                              "no difference at 95 %."), ""]
   return lines
+
+
+def variants_section(cfg, data, curve_keys, fig_dir) -> list[str]:
+  """Curves of the variants beside GRPO and the methods they vary (same seeds)."""
+  names = [n for n in labels(cfg) if n in cfg.variants]
+  if not names:
+    return []
+  shown = ["grpo"] + [cfg.variants[n].method for n in names] + names
+  shown = [m for m in dict.fromkeys(shown) if m in data["methods"]]
+  lines = ["## Mechanism check and ablations", "",
+           "Variants (see Setup) on the main runs' seeds and rollout streams, beside GRPO and "
+           "the method they vary; final accuracies and paired differences are in the tables "
+           "above, gate and CIG below.", ""]
+  if plot_bands({"methods": {m: data["methods"][m] for m in shown}}, curve_keys,
+                os.path.join(fig_dir, "variant_curves.png")):
+    lines += ["![variant curves](figures/variant_curves.png)", ""]
+  return lines
+
+
+def reward_level_section(cfg, data) -> list[str]:
+  """Steps each run took to reach cfg.reward_level of training reward (trailing mean of 4)."""
+  lines = [f"## Steps to a training reward of {cfg.reward_level:g}", "",
+           "First step whose trailing mean of 4 steps' training reward reaches the level, per "
+           "seed (- = not within the run).", "",
+           "| run | seeds reached | steps per seed | mean over seeds that reached |",
+           "|---|---|---|---|"]
+  for m, entry in data["methods"].items():
+    if not entry["main"]:
+      continue
+    reached = steps_to_reach(entry["main"], cfg.reward_level)
+    hits = [k for k in reached if k is not None]
+    per_seed = ", ".join("-" if k is None else str(k) for k in reached)
+    mean = f"{np.mean(hits):.1f}" if hits else "-"
+    lines.append(f"| {m} | {len(hits)} of {len(reached)} | {per_seed} | {mean} |")
+  return lines + [""]
 
 
 def write_report(cfg, header: str = "") -> str:
@@ -264,33 +328,39 @@ def write_report(cfg, header: str = "") -> str:
             "over the step's rollouts; held-out accuracy is the trainer's periodic evaluation "
             f"({cfg.run.eval.size} held-out problems of the run's seed, greedy and one sample).",
             ""]
-  if plot_bands(data, [("reward_mean", "training reward"), ("eval_accuracy", "held-out (greedy)"),
-                       ("eval_accuracy_sampled", "held-out (sampled)")],
-                os.path.join(fig_dir, "learning_curves.png")):
+  methods = {"methods": {m: data["methods"][m] for m in cfg.methods}}
+  curve_keys = [("reward_mean", "training reward"), ("eval_accuracy", "held-out (greedy)"),
+                ("eval_accuracy_sampled", "held-out (sampled)")]
+  if plot_bands(methods, curve_keys, os.path.join(fig_dir, "learning_curves.png")):
     lines += ["![learning curves](figures/learning_curves.png)", ""]
-  if plot_bands(data, [("response_length_mean", "response length (tokens)"),
-                       ("entropy", "entropy (nats)")],
+  if plot_bands(methods, [("response_length_mean", "response length (tokens)"),
+                          ("entropy", "entropy (nats)")],
                 os.path.join(fig_dir, "response_length.png")):
     lines += ["![response length](figures/response_length.png)", ""]
+  lines += variants_section(cfg, data, curve_keys, fig_dir)
+  lines += reward_level_section(cfg, data)
 
+  # AMR-SD and its variants: gate and CIG by the sign of the advantage.
   lines += ["## AMR-SD signals", ""]
   sig_keys = [("gate_fraction", "gate fraction"), ("cig_mean_pos", "CIG mean, A > 0"),
               ("cig_mean_neg", "CIG mean, A < 0"), ("anneal_strength", "beta_k")]
-  amrsd_only = {"methods": {m: v for m, v in data["methods"].items() if m == "amrsd"}}
-  if plot_bands(amrsd_only, sig_keys, os.path.join(fig_dir, "amrsd_signals.png")):
+  family = [m for m in labels(cfg) if m == "amrsd" or
+            (m in cfg.variants and cfg.variants[m].method == "amrsd")]
+  amrsd_runs = {"methods": {m: data["methods"][m] for m in family}}
+  if plot_bands(amrsd_runs, sig_keys, os.path.join(fig_dir, "amrsd_signals.png")):
     lines += ["![AMR-SD signals](figures/amrsd_signals.png)", ""]
-  runs = data["methods"].get("amrsd", {}).get("main") or []
-  if runs:
-    table = ["| metric | first half mean | second half mean |", "|---|---|---|"]
+  finished = [m for m in family if data["methods"][m]["main"]]
+  if finished:
+    lines += ["Seed means over the first and second half of the steps (first -> second).", "",
+              "| metric | " + " | ".join(finished) + " |", "|---|" + "---|" * len(finished)]
     for key in [k for k, _ in sig_keys] + ["hint_leak_rate", "hint_fraction", "hints_empty",
                                            "hint_length_mean"]:
-      steps, mean, _ = seed_band(runs, key)
-      if len(steps):
-        half = len(mean) // 2 or 1
-        late = mean[half:].mean() if len(mean) > 1 else float("nan")
-        table.append(f"| {key} | {mean[:half].mean():.3f} | {late:.3f} |")
-    lines += table + [""]
-  if plot_bands(amrsd_only, [("hint_leak_rate", "hint leak-reject rate"),
+      halves = [half_means(data["methods"][m]["main"], key) for m in finished]
+      if any(halves):
+        lines.append(f"| {key} | " + " | ".join(f"{h[0]:.3f} -> {h[1]:.3f}" if h else "-"
+                                                 for h in halves) + " |")
+    lines += [""]
+  if plot_bands(amrsd_runs, [("hint_leak_rate", "hint leak-reject rate"),
                              ("hint_fraction", "rollouts with a hint")],
                 os.path.join(fig_dir, "hints.png")):
     lines += ["![hints](figures/hints.png)", ""]

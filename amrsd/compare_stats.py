@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from amrsd.compare_plan import BASE, RUN_CONFIG, SCORES, is_finished, plan
+from amrsd.compare_plan import BASE, RUN_CONFIG, SCORES, is_finished, labels, plan
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -95,6 +95,16 @@ def seed_band(runs, key):
   return np.array(common), values.mean(axis=0), std
 
 
+def half_means(runs, key):
+  """(first half, second half) means over the steps of the seed mean of `key` (second
+  is nan with one step); None when no run logged it."""
+  steps, mean, _ = seed_band(runs, key)
+  if not len(steps):
+    return None
+  half = len(mean) // 2 or 1
+  return float(mean[:half].mean()), float(mean[half:].mean()) if len(mean) > 1 else float("nan")
+
+
 def _read_json(path):
   if not os.path.exists(path):
     return None
@@ -112,16 +122,17 @@ def run_wall_seconds(workdir):
 
 
 def collect(cfg) -> dict:
-  """Everything the report needs, read from out_dir: {method: {"main": [workdir per
-  finished seed], "seeds": [...], "scores": [scores per finished seed], "long": workdir or
-  None}} plus "base" scores and "missing" run names."""
+  """Everything the report needs, read from out_dir: {"methods": {label (a method or a
+  variant): {"main": [workdir per finished seed], "seeds": [...], "scores": [scores per
+  finished seed], "long": [workdirs], "partial": [workdirs]}}} plus "base" scores and
+  "missing" run names."""
   from amrsd.metrics import read_metrics
   out = {"methods": {}, "missing": [], "base": _read_json(os.path.join(cfg.out_dir, BASE, SCORES))}
-  for m in cfg.methods:
+  for m in labels(cfg):
     out["methods"][m] = {"main": [], "seeds": [], "scores": [], "long": [], "partial": []}
   for spec in plan(cfg):
     workdir = os.path.join(cfg.out_dir, spec.name)
-    entry = out["methods"][spec.method]
+    entry = out["methods"][spec.label]
     if not is_finished(workdir, spec.steps):
       out["missing"].append(spec.name)
       if read_metrics(os.path.join(workdir, "metrics.jsonl")):
@@ -133,6 +144,19 @@ def collect(cfg) -> dict:
     entry["main"].append(workdir)
     entry["seeds"].append(spec.seed)
     entry["scores"].append(_read_json(os.path.join(workdir, SCORES)))
+  return out
+
+
+def steps_to_reach(runs, level: float, key: str = "reward_mean", window: int = 4) -> list:
+  """Per run, the first step whose trailing mean (over `window` logged steps) of `key`
+  reaches `level`; None where it never does."""
+  from amrsd.metrics import read_metrics
+  out = []
+  for workdir in runs:
+    rows = [r for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
+            if isinstance(r.get(key), (int, float))]
+    smooth = moving_average([r[key] for r in rows], window)
+    out.append(next((r["step"] for r, v in zip(rows, smooth) if v >= level), None))
   return out
 
 

@@ -74,6 +74,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.reflection.hint_temperature = 0.7
   c.reflection.hint_granularity = "group"  # rollout | group (G times cheaper; CPU default)
   c.reflection.teacher_context = "hint"      # hint | raw_reference (ablation)
+  # Who writes the hints: model (the policy, Meta-Reflection phase 2) | oracle (the task's
+  # generator, amrsd/data/oracle.py: hints that carry information, to measure the CIG gate
+  # apart from the writer; procedural tasks only). Same leak filter, retry and metrics.
+  c.reflection.hint_source = "model"
   c.reflection.peer_max_chars = 600
   # Overrides of amrsd.prompts.TEMPLATES by name; "task" is what the student sees.
   c.prompts = ml_collections.ConfigDict({"task": "{problem} Answer with the number only."})
@@ -192,6 +196,7 @@ _CHOICES = {
     "model.remat": ("none", "full", "save_dots"),
     "reflection.hint_granularity": ("rollout", "group"),
     "reflection.teacher_context": ("hint", "raw_reference"),
+    "reflection.hint_source": ("model", "oracle"),
     "train.trainable": ("full", "top_layers", "lora"),
     "model.attention": ("auto", "xla", "chunked", "cudnn", "splash"),
     "rollout.decode_weights": ("auto", "split", "stacked"),
@@ -259,9 +264,24 @@ def validate(config) -> None:
                      "group is the same greedy answer, so every group has zero reward variance "
                      "and nothing trains; use a temperature > 0 (the recipes use 1.0)")
   validate_guard(config.guard)
+  _validate_hint_source(config)
   if config.algorithm.kl_coef > 0:
     raise ValueError(f"config.algorithm.kl_coef={config.algorithm.kl_coef}: the trainer does not "
                      "compute reference log-probs of the initial policy yet; use 0")
+
+
+def _validate_hint_source(config) -> None:
+  from amrsd.data import oracle
+  if config.reflection.hint_source != "oracle":
+    return
+  if config.data.task not in oracle.TASKS:
+    raise ValueError(f"config.reflection.hint_source='oracle': task {config.data.task!r} has no "
+                     f"oracle (no generator to write its hints); tasks with one: "
+                     f"{', '.join(oracle.TASKS)}")
+  if config.reflection.teacher_context != "hint":
+    raise ValueError("config.reflection.hint_source='oracle' with config.reflection."
+                     f"teacher_context={config.reflection.teacher_context!r}: that teacher reads "
+                     "no hint; use teacher_context='hint'")
 
 
 def define_config_flag(program: str, default: str | None, help_text: str, **kwargs):

@@ -12,7 +12,7 @@ import json
 # Dotted field names, or section prefixes ending in ".", that change the run's meaning.
 MEANING = ("algorithm.", "rollout.group_size", "model.path", "model.dtype", "train.trainable",
            "train.top_layers", "train.lora_rank", "train.lora_alpha", "train.lora_targets",
-           "data.", "prompts.", "seed")
+           "data.", "prompts.", "seed", "reflection.hint_source", "reflection.teacher_context")
 _ABSENT = "<absent>"
 
 

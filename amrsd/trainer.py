@@ -28,6 +28,7 @@ from amrsd.algorithms import registry
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.batch import build_batch, teacher_context_ids
 from amrsd.checkpointing import Checkpointer, abstract_like
+from amrsd.data import oracle
 from amrsd.metrics import MetricsWriter, read_metrics
 from amrsd.plot import plot_runs
 from amrsd.rewards.registry import validate_name
@@ -235,10 +236,14 @@ class Trainer:
         out = self.sampler.generate(requests, max_new_tokens=c.reflection.hint_max_tokens,
                                     temperature=c.reflection.hint_temperature, seed=key)
         return out
+      request = None
+      if c.reflection.hint_source == "oracle":  # the mechanism check: the task writes them
+        write, request = oracle.write_hints, oracle.hint_request
       hints, rstats = reflection.reflect(
           write, records, texts, packets, G, rewards=reward,
           granularity=c.reflection.hint_granularity, verifier=self.verifier,
-          templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1)
+          templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1,
+          request=request)
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))

@@ -3,12 +3,16 @@
 SmolLM2-135M-Instruct on two- and three-term one-digit addition/subtraction (arithmetic
 levels 1-3: level 3 starts near 3 % greedy, so the curves have room to differ), the top 4 of 30 blocks trained
 (no backward pass below them), 4 prompts x 8 samples, hints of 48 tokens written per group.
-Every method gets the same run config; only algorithm.name differs.
+Every method gets the same run config; only algorithm.name differs. Variants of AMR-SD
+on the same seeds and rollout streams (docs/algorithms.md 3.2): the mechanism check with
+hints written by the task's generator (amrsd_oracle, every seed) and the ablations
+symmetric gate, no annealing and raw reference in place of the hint (seed 0).
 
 Variants (2-core x86-64 CPU, no accelerator):
   full  (default) 3 seeds x 16 steps, 16 new tokens, long runs to 40 steps on seed 0,
         final scoring on 256 held-out problems x (greedy + 4 samples): about two hours
-        (estimated from the quick run's per-step times).
+        (estimated from the quick run's per-step times), and about one more for the six
+        variant runs.
   quick 2 seeds x 12 steps, 12 new tokens, long runs to 20 steps on seed 0, 128 problems
         x (greedy + 2 samples): about an hour on a CPU shared with one other job; what
         docs/results/cpu/ reports.
@@ -32,6 +36,7 @@ def get_config(variant="full"):
   c.long_steps = 40 if variant == "full" else 20   # <= steps: no long-horizon runs
   c.long_seeds = (0,)
   c.collapse_margin = 0.10      # collapse: held-out accuracy ends this far below its best
+  c.reward_level = 0.5          # report: first step whose trailing-mean reward reaches it
   c.python = ""                 # interpreter for the training subprocesses; "" = this one
   c.jax_cache_dir = c.out_dir + "/jax_cache"  # persistent compilation cache shared by runs
 
@@ -60,4 +65,19 @@ def get_config(variant="full"):
   r.checkpoint.every_steps = 4
   r.log.plot_every_steps = 1000  # per-run plots only at the end; the report draws the rest
   c.run = r
+
+  # Variants: a method with run fields changed, on some of the seeds (() = not run).
+  ablation_seeds = (0,)
+  c.variants = ml_collections.ConfigDict({
+      # Hints from the task's generator (amrsd/data/oracle.py): what the gate does when
+      # the hint carries information, which the 135M model's own hints do not.
+      "amrsd_oracle": {"method": "amrsd", "seeds": c.seeds,
+                       "run": {"reflection": {"hint_source": "oracle"}}},
+      "amrsd_symgate": {"method": "amrsd", "seeds": ablation_seeds,
+                        "run": {"algorithm": {"tau_neg": r.algorithm.tau_pos}}},
+      "amrsd_noanneal": {"method": "amrsd", "seeds": ablation_seeds,
+                         "run": {"algorithm": {"anneal_schedule": "none"}}},
+      "amrsd_rawref": {"method": "amrsd", "seeds": ablation_seeds,
+                       "run": {"reflection": {"teacher_context": "raw_reference"}}},
+  })
   return c

@@ -41,6 +41,7 @@ def get_config():
   c.long_steps = 1000           # seed 0 continued; <= steps: no long-horizon runs
   c.long_seeds = (0,)
   c.collapse_margin = 0.05      # AIME-scale accuracies are small: 5 points is a collapse
+  c.reward_level = 0.5          # report: first step whose trailing-mean reward reaches it
   c.python = ""
   c.jax_cache_dir = c.out_dir + "/jax_cache"
 
@@ -58,4 +59,7 @@ def get_config():
   r.eval.every_steps = 50
   r.eval.size = 30
   c.run = r
+  # Variants as in configs/compare_cpu.py ({name: {"method", "seeds", "run": fields}});
+  # none here: the oracle needs a procedural task, and ablations cost a full run each.
+  c.variants = ml_collections.ConfigDict()
   return c

@@ -45,7 +45,7 @@ def test_report_on_synthetic_runs(tmp_path):
                 if "_long |" in line}
   assert "| 0.700 (4) | 0.400 | 0.300 | yes |" in long_lines["amrsd_seed0_long"]
   assert "| 0.500 (4) | 0.500 | 0.000 | no |" in long_lines["grpo_seed0_long"]
-  assert "| gate_fraction | 0.400 |" in text     # seed mean over the first half
+  assert "| gate_fraction | 0.400 -> 0.400 |" in text   # seed means over the two halves
   table = []
   for line in text.splitlines() + [""]:
     if line.startswith("|"):
@@ -60,6 +60,38 @@ def test_report_on_synthetic_runs(tmp_path):
   for name in figures:
     data = (tmp_path / "figures" / name).read_bytes()
     assert data[:4] == b"\x89PNG" and len(data) < 200_000
+
+
+def test_report_shows_the_variants_beside_grpo_and_amrsd(tmp_path):
+  cfg = small_cfg(tmp_path, long_steps=0, variants=("amrsd_oracle",))
+  g0, g1 = [1, 0, 1, 1, 0, 1, 0, 1], [1, 1, 1, 0, 0, 1, 0, 1]   # grpo: 5/8 each
+  a0, a1 = [1, 0, 1, 1, 0, 1, 0, 1], [1, 1, 1, 0, 0, 1, 1, 1]   # amrsd: 5/8, 6/8
+  o0, o1 = [1, 1, 1, 1, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]   # oracle: 7/8, 8/8
+  sampled = [[1, 0]] * 8
+  write_run(tmp_path, "grpo_seed0", 4, [0.1, 0.2, 0.3, 0.4], {4: 0.5}, g0, sampled)
+  write_run(tmp_path, "grpo_seed1", 4, [0.1, 0.3, 0.3, 0.5], {4: 0.6}, g1, sampled)
+  for seed, (a, o) in enumerate([(a0, o0), (a1, o1)]):
+    write_run(tmp_path, f"amrsd_seed{seed}", 4, [0.2, 0.3, 0.4, 0.5], {4: 0.6}, a, sampled,
+              extra={"gate_fraction": 0.1, "cig_mean_neg": -0.2})
+    write_run(tmp_path, f"amrsd_oracle_seed{seed}", 4, [0.3, 0.7, 0.8, 0.9], {4: 0.8}, o,
+              sampled, extra={"gate_fraction": 0.4, "cig_mean_neg": -0.6})
+  text = open(report.write_report(cfg)).read()
+  assert "Runs finished: 6 of 6." in text
+  assert ("- variant amrsd_oracle: amrsd with reflection.hint_source='oracle' on seeds (0, 1)"
+          in text)
+  # Paired over the same seeds: oracle - amrsd = (2/8 + 2/8) / 2 = 0.25; - grpo = 0.3125.
+  assert "| amrsd_oracle - amrsd | 2 | 0.250 [" in text
+  assert "| amrsd_oracle - grpo | 2 | 0.312 [" in text
+  assert "**Variant (heldout):** amrsd_oracle - amrsd = +0.250 [" in text
+  # The verdict is between methods: the variant is not a competitor.
+  assert "**Result (heldout):** AMR-SD has the highest mean greedy accuracy (0.688)" in text
+  assert "| metric | amrsd | amrsd_oracle |" in text
+  assert "| gate_fraction | 0.100 -> 0.100 | 0.400 -> 0.400 |" in text
+  assert "| cig_mean_neg | -0.200 -> -0.200 | -0.600 -> -0.600 |" in text
+  # Reward 0.5 (trailing mean of 4): oracle at step 2 (0.5), amrsd never (0.35 at step 4).
+  assert "| amrsd_oracle | 2 of 2 | 2, 2 | 2.0 |" in text
+  assert "| amrsd | 0 of 2 | -, - | - |" in text
+  assert (tmp_path / "figures" / "variant_curves.png").exists()
 
 
 def test_report_verdict_on_a_tie_and_a_loss(tmp_path):

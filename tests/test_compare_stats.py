@@ -52,3 +52,14 @@ def test_moving_average_and_collapse():
   assert stats.collapse([0, 4], [0.3, 0.7], margin=0.1)["drop"] == 0.0
   with pytest.raises(ValueError, match="equally long"):
     stats.collapse([0, 1], [0.1], margin=0.1)
+
+
+def test_steps_to_reach_a_reward_level_uses_the_trailing_mean(tmp_path):
+  from tests.fixtures.comparison import write_run
+  write_run(tmp_path, "fast", 5, [0.1, 0.5, 0.6, 0.8, 0.9], {})
+  write_run(tmp_path, "slow", 5, [0.1, 0.1, 0.2, 0.2, 0.3], {})
+  runs = [str(tmp_path / "fast"), str(tmp_path / "slow")]
+  # fast: step 4 averages 0.1, 0.5, 0.6, 0.8 = 0.5; step 3 is 1.2 / 3 = 0.4.
+  assert stats.steps_to_reach(runs, 0.5) == [4, None]
+  assert stats.steps_to_reach(runs, 0.3) == [2, None]   # (0.1 + 0.5) / 2 = 0.3
+  assert stats.steps_to_reach(runs, 0.1) == [1, 1]

@@ -15,7 +15,7 @@ import math
 
 METHODS = ("grpo", "rlsd", "amrsd", "sdpo", "opsd")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-ANNEAL_SCHEDULES = ("linear", "cosine")
+ANNEAL_SCHEDULES = ("linear", "cosine", "none")
 CIG_MODES = ("multiplicative", "additive")
 GATES = ("relu", "rlsd_exp_clip")
 SIDES = ("both", "pos_only", "neg_only")
@@ -46,7 +46,7 @@ class AlgorithmConfig:
   tau_neg: float = 0.10          # CIG threshold (nats) for A < 0.
   kappa: float = 1.0             # cap on the gate value g_t.
   anneal_steps: int = 100        # K_anneal (AMR-SD) and K (RLSD): strength reaches 0 here.
-  anneal_schedule: str = "linear"  # linear | cosine decay of beta_k and lam_k.
+  anneal_schedule: str = "linear"  # linear | cosine decay of beta_k and lam_k | none (ablation).
   cig_mode: str = "multiplicative"  # A(1 + beta g) | additive A + beta sign(A) g.
   gate: str = "relu"             # relu: min(relu(sCIG - tau), kappa) | rlsd_exp_clip: clip(exp(sCIG)) - 1.
   sides: str = "both"            # modulate both signs of A, or only A > 0 / A < 0.

@@ -8,6 +8,7 @@ def anneal(step, total_steps: int, schedule: str = "linear"):
 
   step: int or int32 scalar (traceable). total_steps: K >= 1.
   linear: max(0, 1 - k/K) (RLSD's lam_k / lam0). cosine: (1 + cos(pi min(k/K, 1))) / 2.
+  none: 1 at every step (the no-annealing ablation: the method never becomes GRPO).
   Returns a float32 scalar in [0, 1].
   """
   if total_steps < 1:
@@ -17,7 +18,9 @@ def anneal(step, total_steps: int, schedule: str = "linear"):
     left = 1.0 - frac
   elif schedule == "cosine":
     left = 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+  elif schedule == "none":
+    return jnp.ones((), jnp.float32)
   else:
-    raise ValueError(f"anneal: schedule={schedule!r} is not valid; choose linear or cosine")
+    raise ValueError(f"anneal: schedule={schedule!r} is not valid; choose linear, cosine or none")
   # cos(pi) in float32 is not exactly -1 everywhere: make "after K it is GRPO" exact.
   return jnp.where(frac >= 1.0, 0.0, left).astype(jnp.float32)

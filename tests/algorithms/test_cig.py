@@ -20,7 +20,8 @@ def _numpy_amrsd(adv, lt, lold, mask, hint, step, c):
   side = {"both": s != 0, "pos_only": s > 0, "neg_only": s < 0}[c.sides]
   g = np.where(side & (mask > 0) & (hint[:, None] > 0), g, 0.0)
   frac = min(step / c.anneal_steps, 1.0)
-  sched = 1 - frac if c.anneal_schedule == "linear" else 0.5 * (1 + np.cos(np.pi * frac))
+  sched = {"linear": 1 - frac, "cosine": 0.5 * (1 + np.cos(np.pi * frac)),
+           "none": 1.0}[c.anneal_schedule]
   beta = c.beta0 * sched
   if c.cig_mode == "multiplicative":
     out = adv[:, None] * (1 + beta * g)
@@ -64,6 +65,16 @@ def test_amrsd_matches_numpy_for_every_option(mode, gate, sides, schedule):
   assert float(stats["gate_fraction"]) == pytest.approx(((g != 0) * mask).sum() / mask.sum(),
                                                         abs=1e-6)
   assert float(stats["anneal_strength"]) == pytest.approx(beta, abs=1e-6)
+
+
+def test_without_annealing_the_gate_stays_open_past_the_horizon():
+  c = AlgorithmConfig(name="amrsd", anneal_schedule="none", beta0=0.8, anneal_steps=10)
+  x = _inputs()
+  got, stats = amrsd_token_advantages(*x, 25, c)
+  expect, g, beta = _numpy_amrsd(*x, 25, c)
+  np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)
+  assert beta == 0.8 and float(stats["anneal_strength"]) == pytest.approx(0.8)
+  assert (g != 0).any() and not np.allclose(got, np.broadcast_to(x[0][:, None], got.shape))
 
 
 def test_amrsd_gate_is_sparse_and_sign_preserving():
