@@ -60,12 +60,12 @@ class AlgorithmConfig:
   eps_w: float = 0.2             # token weight clipped to [1 - eps_w, 1 + eps_w].
 
   # -- SDPO (section 2) [paper code].
-  sdpo_topk: int = 100           # student top-k ids (plus one tail bucket).
+  sdpo_topk: int = 100           # student top-k ids (plus one tail bucket); >= V: all.
   sdpo_alpha: float = 0.5        # generalized JSD; 0 forward KL(T||S), 1 reverse KL(S||T).
   sdpo_is_clip: float = 2.0      # per-token weight min(rho, sdpo_is_clip), detached.
 
   # -- OPSD (section 2).
-  opsd_topk: int = 100           # top-k ids of the student (plus tail); vocab size = full JSD.
+  opsd_topk: int = 100           # top-k ids of the student (plus tail); >= V: full JSD.
   opsd_beta: float = 0.5         # mixture weight of the JSD (0.5 symmetric).
 
   # -- Teacher weights (section 3.2): what the teacher rows run on. current: the policy's
