@@ -224,15 +224,18 @@ def test_teacher_copies_restore_exactly_and_the_resumed_step_repeats(tmp_path, m
 
 
 @pytest.mark.slow
-def test_kl_to_the_initial_weights_through_the_trainer(tmp_path):
-  """A real step with kl_coef > 0: the loss is the one without KL plus kl_coef times the
-  k3 KL, computed here in numpy from the step's own weights and the initial ones."""
+def test_kl_to_the_initial_weights_and_the_annealing_step_through_the_trainer(tmp_path):
+  """A real RLSD step with kl_coef > 0: the loss is the one without KL plus kl_coef times
+  the k3 KL, computed here in numpy from the step's own weights and the initial ones; at
+  trainer step 3 of RLSD's 4-step horizon the strength is lam0 (1 - 3/4)."""
   from amrsd.algorithms.logprobs import token_logprobs
   from amrsd.algorithms.step import make_grad_fn
   from amrsd.trainer import Trainer
-  config = _small_run(tmp_path, "grpo")
+  config = _small_run(tmp_path, "rlsd", steps=8)
   config.algorithm.kl_coef = 0.5
+  config.algorithm.rlsd_anneal_steps = 4
   trainer = Trainer(config)
+  trainer.step = 3  # as if resumed there
   initial = jax.tree.map(jnp.copy, trainer.params)
   # The trained part starts away from the initial weights, so this first step's KL is > 0
   # (the frozen part is shared by the policy and the reference).
@@ -262,6 +265,7 @@ def test_kl_to_the_initial_weights_through_the_trainer(tmp_path):
     trainer._lock.close()
   d = np.asarray(ref, np.float64) - np.asarray(student, np.float64)
   k3 = ((np.exp(d) - d - 1) * mask).sum() / mask.sum()  # token-mean, docs/algorithms.md 1
+  assert int(step) == 3 and metrics["anneal_strength"] == pytest.approx(0.5 * (1 - 3 / 4))
   assert k3 > 1e-4
   assert metrics["kl"] == pytest.approx(k3, rel=1e-3)
   assert metrics["loss"] - float(without["loss"]) == pytest.approx(0.5 * k3, rel=1e-3)
