@@ -150,7 +150,7 @@ def _run_summary(cfg) -> str:
       f"- {cfg.steps} steps x seeds {tuple(cfg.seeds)} per method; long-horizon runs to "
       f"{cfg.long_steps} steps on seeds {tuple(cfg.long_seeds)}; anneal horizon "
       f"{r.algorithm.anneal_steps if r.algorithm.anneal_steps > 0 else max(1, cfg.steps // 2)} "
-      "steps for all runs",
+      f"steps for all runs (RLSD's own: {r.algorithm.rlsd_anneal_steps})",
       f"- identical across methods: model, data order and rollout random streams per seed "
       f"(keyed on (seed, step)), group size, token budget, optimizer; only algorithm.name "
       "differs"] + [

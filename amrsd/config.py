@@ -65,7 +65,8 @@ def default_config() -> ml_collections.ConfigDict:
 
   # Every field of amrsd.algorithms.config.AlgorithmConfig (documented there) but
   # group_size, which is rollout.group_size. Run defaults that differ from the schema's:
-  # AMR-SD, and anneal_steps -1 = half of train.steps (K_anneal of AMR-SD, K of RLSD).
+  # AMR-SD, and anneal_steps -1 = half of train.steps (K_anneal of AMR-SD; RLSD's K is
+  # rlsd_anneal_steps).
   c.algorithm = ml_collections.ConfigDict(
       algorithm_schema.run_defaults(name="amrsd", anneal_steps=-1))
 
@@ -265,9 +266,12 @@ def validate(config) -> None:
                      "and nothing trains; use a temperature > 0 (the recipes use 1.0)")
   validate_guard(config.guard)
   _validate_hint_source(config)
-  if config.algorithm.kl_coef > 0:
-    raise ValueError(f"config.algorithm.kl_coef={config.algorithm.kl_coef}: the trainer does not "
-                     "compute reference log-probs of the initial policy yet; use 0")
+  weights = registry.teacher_weights(method.name, config.algorithm.teacher_weights)
+  if weights != "current" and config.algorithm.teacher_forward == "stacked":
+    raise ValueError(f"config.algorithm.teacher_forward='stacked' runs the teacher rows on the "
+                     f"policy's own weights, but {method.name}'s teacher runs on the {weights} "
+                     "weights (config.algorithm.teacher_weights); use teacher_forward='separate' "
+                     "or teacher_weights='current'")
 
 
 def _validate_hint_source(config) -> None:

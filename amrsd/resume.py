@@ -9,6 +9,8 @@ cadence, optimizer settings, more steps) passes with a line in the log.
 
 import json
 
+from amrsd.algorithms import registry
+
 # Dotted field names, or section prefixes ending in ".", that change the run's meaning.
 MEANING = ("algorithm.", "rollout.group_size", "model.path", "model.dtype", "train.trainable",
            "train.top_layers", "train.lora_rank", "train.lora_alpha", "train.lora_targets",
@@ -42,12 +44,16 @@ def config_changes(saved: dict, new: dict) -> tuple[list[str], list[str]]:
 
   saved, new: nested dicts (the JSON of the configs). The annealing horizon is compared
   as implied (anneal_steps=-1 means half of train.steps), so pinning it keeps a resume
-  with more steps equal to the saved run.
+  with more steps equal to the saved run; the teacher weights too ("default" is the
+  method's own; a run saved before the field existed ran on the current weights).
   """
   old, cur = flatten(saved), flatten(new)
   for flat in (old, cur):
     if "train.steps" in flat:
       flat["algorithm.anneal_steps"] = anneal_horizon(flat)
+    if "algorithm.name" in flat:
+      flat["algorithm.teacher_weights"] = registry.teacher_weights(
+          flat["algorithm.name"], flat.get("algorithm.teacher_weights", "current"))
   refused, allowed = [], []
   for field in sorted(set(old) | set(cur)):
     before, after = old.get(field, _ABSENT), cur.get(field, _ABSENT)

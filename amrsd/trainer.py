@@ -35,6 +35,7 @@ from amrsd.rewards.registry import validate_name
 from amrsd.run_setup import load_policy, make_optimizer, open_sources, task_template
 from amrsd.sampling import Sampler
 from amrsd.scoring import evaluate_records
+from amrsd.teacher_weights import WeightCopies
 
 
 class TrainingError(RuntimeError):
@@ -96,6 +97,8 @@ class Trainer:
       self.graphdef, self.params = nnx.split(self.model)
       self.trainable = trainable
       self.opt_state = init_opt_state(self.tx, self.params, trainable)
+      # The teacher's EMA / initial weights and the KL reference, when the run needs them.
+      self.copies = WeightCopies(self.algo, self.graphdef, self.params, trainable)
       self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
                                         micro_batches=config.train.micro_batches)
       self.step = 0
@@ -110,17 +113,23 @@ class Trainer:
             "config": json.loads(self.config.to_json_best_effort()),
             "best_eval_accuracy": self.best_eval}
 
+  def _state(self):
+    """What a checkpoint holds: params, optimizer state and the weight copies, if any."""
+    state = {"params": self.params, "opt_state": self.opt_state}
+    if self.copies.arrays:
+      state["copies"] = self.copies.arrays
+    return state
+
   def save(self):
-    self.checkpointer.save(self.step, {"params": self.params, "opt_state": self.opt_state},
-                           self._run_meta())
+    self.checkpointer.save(self.step, self._state(), self._run_meta())
 
   def restore_latest(self) -> bool:
-    restored = self.checkpointer.restore_latest(
-        abstract_like({"params": self.params, "opt_state": self.opt_state}))
+    restored = self.checkpointer.restore_latest(abstract_like(self._state()))
     if restored is None:
       return False
     _, state, meta = restored
     self.params, self.opt_state = state["params"], state["opt_state"]
+    self.copies.arrays = state.get("copies", {})
     nnx.update(self.model, self.params)
     self.pipeline.set_state(meta["data"])
     self.step = int(meta["step"])
@@ -190,8 +199,10 @@ class Trainer:
                         [r == "length" for r in result.stop_reasons], update_tokens], axis=1)
     per_row = distributed.gather(per_row.astype(np.float64)).reshape(-1, per_row.shape[1])
     batch = sharding.put_batch(self.mesh, batch)
+    if self.algo.kl_coef > 0:
+      batch["logp_ref"] = self.copies.reference_logprobs(self.params, batch)
     self.params, self.opt_state, metrics = self.train_step(
-        self.params, self.opt_state, batch, jnp.int32(k))
+        self.params, self.opt_state, batch, jnp.int32(k), self.copies.teacher_state())
     metrics = {name: float(v) for name, v in metrics.items()}
     times["time_update"] = time.perf_counter() - t0
     if metrics.get("update_skipped", 0.0) or not math.isfinite(metrics["loss"]):
@@ -199,6 +210,7 @@ class Trainer:
                           "the update was not applied and the last checkpoint is kept. "
                           "Lower train.learning_rate or check the data.")
     nnx.update(self.model, self.params)
+    self.copies.after_update(self.params)
 
     metrics.update(host_stats)
     metrics.update(times)

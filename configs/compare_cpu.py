@@ -60,6 +60,9 @@ def get_config(variant="full"):
   r.train.trainable = "top_layers"
   r.train.top_layers = 4
   r.train.learning_rate = 3e-5  # 4 of 30 blocks move; 1e-5 barely moves them in 12 steps
+  # RLSD keeps its own horizon (the paper's K), not scaled to these short runs: its lam_k
+  # is still 0.68 lam0 at step 16, while AMR-SD's beta_k reaches 0 at half of the run.
+  r.algorithm.rlsd_anneal_steps = 50
   r.eval.size = 64
   r.eval.every_steps = 4
   r.checkpoint.every_steps = 4
@@ -79,5 +82,8 @@ def get_config(variant="full"):
                          "run": {"algorithm": {"anneal_schedule": "none"}}},
       "amrsd_rawref": {"method": "amrsd", "seeds": ablation_seeds,
                        "run": {"reflection": {"teacher_context": "raw_reference"}}},
+      # The teacher on an EMA of the weights (SDPO's teacher) instead of the current ones.
+      "amrsd_ema": {"method": "amrsd", "seeds": ablation_seeds,
+                    "run": {"algorithm": {"teacher_weights": "ema"}}},
   })
   return c

@@ -28,7 +28,8 @@ def get_config(method="amrsd"):
   c.prompts.task = "{problem}\n\nPut your final answer in \\boxed{{}}."
 
   c.algorithm.name = method
-  c.algorithm.anneal_steps = -1           # half of the run
+  c.algorithm.anneal_steps = -1           # AMR-SD's K_anneal: half of the run
+  c.algorithm.rlsd_anneal_steps = 50      # RLSD's own K [paper]: GRPO after 50 steps
   c.algorithm.eps_hi = 0.28               # DAPO clip-higher
   c.reflection.hint_max_tokens = 128
   c.reflection.hint_temperature = 0.7

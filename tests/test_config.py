@@ -36,12 +36,13 @@ def test_algorithm_group_is_the_schema_and_round_trips():
 # A legal non-default value for every algorithm field.
 _NEW_VALUES = {
     "name": "sdpo", "std_norm": False, "success_threshold": 0.75, "eps_lo": 0.1,
-    "eps_hi": 0.28, "loss_agg": "seq-mean-token-sum-norm", "kl_coef": 0.0, "beta0": 0.25,
+    "eps_hi": 0.28, "loss_agg": "seq-mean-token-sum-norm", "kl_coef": 0.001, "beta0": 0.25,
     "tau_pos": 0.3, "tau_neg": 0.05, "kappa": 2.0, "anneal_steps": 7,
     "anneal_schedule": "cosine", "cig_mode": "additive", "gate": "rlsd_exp_clip",
-    "sides": "pos_only", "lam0": 0.25, "eps_w": 0.1, "sdpo_topk": 7, "sdpo_alpha": 0.25,
+    "sides": "pos_only", "lam0": 0.25, "rlsd_anneal_steps": 30, "eps_w": 0.1, "sdpo_topk": 7,
+    "sdpo_alpha": 0.25,
     "sdpo_is_clip": 3.0, "opsd_topk": 9, "opsd_beta": 0.25, "logit_chunk": 64,
-    "teacher_forward": "stacked",
+    "teacher_forward": "stacked", "teacher_weights": "current", "ema_rate": 0.1,
 }
 
 
@@ -64,7 +65,10 @@ def test_every_algorithm_field_is_settable_from_the_command_line():
     ("rollout.group_size", 0, "must be > 0"),
     ("rollout.top_p", 0.0, r"config.rollout.top_p=0.0 must be in \(0, 1\]"),
     ("rollout.temperature", 0.0, "config.rollout.temperature=0 with amrsd: every rollout"),
-    ("algorithm.kl_coef", 0.1, "config.algorithm.kl_coef=0.1: the trainer does not compute"),
+    ("algorithm.kl_coef", -0.1, "config.algorithm.kl_coef=-0.1 must be >= 0"),
+    ("algorithm.teacher_weights", "frozen", "choose one of default, current, ema, initial"),
+    ("algorithm.ema_rate", 0.0, r"config.algorithm.ema_rate=0.0 must be in \(0, 1\]"),
+    ("algorithm.rlsd_anneal_steps", 0, "config.algorithm.rlsd_anneal_steps=0 must be >= 1"),
     ("eval.max_new_tokens", 0, "must be > 0, or -1"),
     ("mesh.shape", (1, 1), "must be 3 sizes"),
 ])
@@ -74,6 +78,29 @@ def test_validate_names_the_field_and_the_legal_values(field, value, message):
   config[section][name] = value
   with pytest.raises(ValueError, match=message):
     config_lib.validate(config)
+
+
+@pytest.mark.parametrize("name,value,resolved", [
+    ("amrsd", "default", "current"), ("rlsd", "default", "current"), ("sdpo", "default", "ema"),
+    ("opsd", "default", "initial"), ("grpo", "default", "current"), ("amrsd", "ema", "ema"),
+    ("sdpo", "current", "current"), ("opsd", "ema", "ema")])
+def test_teacher_weights_default_to_the_methods_own(name, value, resolved):
+  from amrsd.algorithms import registry
+  assert registry.teacher_weights(name, value) == resolved
+
+
+def test_a_copy_nothing_reads_and_a_stacked_forward_on_other_weights_are_refused():
+  config = config_lib.default_config()
+  config.algorithm.name, config.algorithm.teacher_weights = "grpo", "ema"
+  with pytest.raises(ValueError, match="teacher_weights='ema': grpo has no teacher; use "
+                                       "default or current"):
+    config_lib.validate(config)
+  config.algorithm.name, config.algorithm.teacher_forward = "opsd", "stacked"
+  config.algorithm.teacher_weights = "default"
+  with pytest.raises(ValueError, match="opsd's teacher runs on the initial weights"):
+    config_lib.validate(config)
+  config.algorithm.teacher_weights = "current"
+  config_lib.validate(config)
 
 
 def test_group_size_one_is_legal_only_without_group_advantages():
@@ -108,7 +135,9 @@ def test_show_config_prints_the_recipe_with_overrides():
      "config.algorithm.name='ppo' is not valid; choose one of grpo, rlsd, amrsd, sdpo, opsd"),
     ("--config.rollout.temperature=0", "config.rollout.temperature=0 with amrsd"),
     ("--config.rollout.top_p=0", "config.rollout.top_p=0.0 must be in (0, 1]"),
-    ("--config.algorithm.kl_coef=0.1", "config.algorithm.kl_coef=0.1"),
+    ("--config.algorithm.kl_coef=-0.1", "config.algorithm.kl_coef=-0.1 must be >= 0"),
+    ("--config.algorithm.teacher_weights=frozen", "config.algorithm.teacher_weights='frozen' "
+     "is not valid; choose one of default, current, ema, initial"),
     ("--config.train.stpes=3",
      "unknown config field --config.train.stpes; did you mean --config.train.steps?"),
 ])

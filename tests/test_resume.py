@@ -59,3 +59,20 @@ def test_more_steps_keep_the_saved_annealing_horizon():
 
 def test_a_new_run_has_nothing_to_compare():
   assert check_resume(None, config_lib.default_config(), allow_change=False) == []
+
+
+def test_teacher_weights_are_compared_as_resolved():
+  old = config_lib.default_config()
+  old.algorithm.name = "sdpo"
+  same = config_lib.default_config()
+  same.algorithm.name, same.algorithm.teacher_weights = "sdpo", "ema"  # SDPO's default
+  assert config_changes(_saved(old), _saved(same)) == ([], [])
+  other = config_lib.default_config()
+  other.algorithm.name, other.algorithm.teacher_weights = "sdpo", "current"
+  with pytest.raises(ConfigChangeError, match="algorithm.teacher_weights: 'ema' -> 'current'"):
+    check_resume((3, {"config": _saved(old)}), other, allow_change=False)
+  # A run saved before the field existed had its teacher on the current weights.
+  before = _saved(old)
+  del before["algorithm"]["teacher_weights"]
+  refused, _ = config_changes(before, _saved(same))
+  assert refused == ["algorithm.teacher_weights: 'current' -> 'ema'"]

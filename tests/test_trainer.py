@@ -1,5 +1,6 @@
 """The trainer: setup errors, a real run end to end, and exact resume after SIGKILL."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -7,8 +8,11 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd.metrics import read_metrics
@@ -162,16 +166,12 @@ def test_disk_full_during_save_keeps_the_previous_checkpoint(tmp_path):
   assert "LATEST 1 1 4.0" in out.stdout, out.stdout + out.stderr[-2000:]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["amrsd", "sdpo"])
-def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
-  """Rollouts, verification, reflection (hints written by the model itself), teacher
-  contexts, the update and the evaluation, end to end on SmolLM2-135M."""
-  from amrsd.trainer import Trainer
+def _small_run(tmp_path, method, steps=1):
+  """SmolLM2-135M, top block trained, 2 prompts x 4 samples of 6 tokens."""
   config = config_lib.default_config()
   config.workdir = str(tmp_path / method)
   config.algorithm.name = method
-  config.train.steps = 1
+  config.train.steps = steps
   config.train.trainable = "top_layers"
   config.train.top_layers = 1
   config.rollout.prompts_per_step = 2
@@ -181,6 +181,103 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
   config.reflection.hint_granularity = "rollout"
   config.eval.size = 4
   config.log.progress = False
+  return config
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,kl_coef", [("sdpo", 0.0), ("opsd", 0.05)])
+def test_teacher_copies_restore_exactly_and_the_resumed_step_repeats(tmp_path, method, kl_coef):
+  """SDPO's EMA teacher, OPSD's initial teacher (shared with the KL reference): saved
+  with step 1, wiped in memory, restored bit for bit; step 2 then repeats exactly."""
+  from amrsd.trainer import Trainer
+  config = _small_run(tmp_path, method, steps=2)
+  config.algorithm.kl_coef = kl_coef
+  config.train.learning_rate = 1e-4
+  trainer = Trainer(config)
+  assert list(trainer.copies.arrays) == [{"sdpo": "ema", "opsd": "initial"}[method]]
+  initial = _leaves(trainer.copies.arrays)
+  try:
+    with jax.set_mesh(trainer.mesh):
+      trainer.run_step()
+      trainer.save()
+      trainer.checkpointer.wait()
+      saved = _leaves(trainer.copies.arrays)
+      straight = trainer.run_step()
+      after = _leaves(trainer.copies.arrays)
+      trainer.copies.arrays = jax.tree.map(jnp.zeros_like, trainer.copies.arrays)
+      assert trainer.restore_latest() and trainer.step == 1
+      assert all(np.array_equal(a, b) for a, b in zip(_leaves(trainer.copies.arrays), saved,
+                                                       strict=True))
+      resumed = trainer.run_step()
+  finally:
+    trainer.checkpointer.close()
+    trainer._lock.close()
+  assert _comparable([resumed]) == _comparable([straight])
+  assert all(np.array_equal(a, b) for a, b in zip(_leaves(trainer.copies.arrays), after))
+  moved = [not np.array_equal(a, b) for a, b in zip(saved, initial)]
+  assert any(moved) if method == "sdpo" else not any(moved)  # the EMA moves, the initial not
+  assert (straight["kl"] > 0) == (kl_coef > 0)
+
+
+@pytest.mark.slow
+def test_kl_to_the_initial_weights_and_the_annealing_step_through_the_trainer(tmp_path):
+  """A real RLSD step with kl_coef > 0: the loss is the one without KL plus kl_coef times
+  the k3 KL, computed here in numpy from the step's own weights and the initial ones; at
+  trainer step 3 of RLSD's 4-step horizon the strength is lam0 (1 - 3/4)."""
+  from amrsd.algorithms.logprobs import token_logprobs
+  from amrsd.algorithms.step import make_grad_fn
+  from amrsd.trainer import Trainer
+  config = _small_run(tmp_path, "rlsd", steps=8)
+  config.algorithm.kl_coef = 0.5
+  config.algorithm.rlsd_anneal_steps = 4
+  trainer = Trainer(config)
+  trainer.step = 3  # as if resumed there
+  initial = jax.tree.map(jnp.copy, trainer.params)
+  # The trained part starts away from the initial weights, so this first step's KL is > 0
+  # (the frozen part is shared by the policy and the reference).
+  moved, frozen = nnx.split_state(trainer.params, trainer.trainable, ...)
+  moved = jax.tree.map(lambda p: p + 2e-3 * jnp.cos(1e3 * p), moved)
+  trainer.params = nnx.merge_state(moved, frozen)
+  seen, step_fn = [], trainer.train_step
+
+  def spy(params, opt_state, batch, step, teacher_state):
+    seen.append((jax.tree.map(jnp.copy, params), batch, step))
+    return step_fn(params, opt_state, batch, step, teacher_state)
+
+  trainer.train_step = spy
+  try:
+    with jax.set_mesh(trainer.mesh):
+      metrics = trainer.run_step()
+      params, batch, step = seen[0]
+      ids, mask = batch["student_ids"], np.asarray(batch["response_mask"], np.float64)
+      start = ids.shape[1] - mask.shape[1]
+      student, _ = token_logprobs((trainer.graphdef, params), ids, batch["student_mask"], start)
+      ref, _ = token_logprobs((trainer.graphdef, initial), ids, batch["student_mask"], start)
+      no_kl = dataclasses.replace(trainer.algo, kl_coef=0.0)
+      _, without = make_grad_fn(trainer.graphdef, no_kl, trainable=trainer.trainable)(
+          params, batch, step)
+  finally:
+    trainer.checkpointer.close()
+    trainer._lock.close()
+  d = np.asarray(ref, np.float64) - np.asarray(student, np.float64)
+  k3 = ((np.exp(d) - d - 1) * mask).sum() / mask.sum()  # token-mean, docs/algorithms.md 1
+  assert int(step) == 3 and metrics["anneal_strength"] == pytest.approx(0.5 * (1 - 3 / 4))
+  assert k3 > 1e-4
+  assert metrics["kl"] == pytest.approx(k3, rel=1e-3)
+  assert metrics["loss"] - float(without["loss"]) == pytest.approx(0.5 * k3, rel=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["amrsd", "sdpo"])
+def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
+  """Rollouts, verification, reflection (hints written by the model itself), teacher
+  contexts, the update and the evaluation, end to end on SmolLM2-135M."""
+  from amrsd.trainer import Trainer
+  config = _small_run(tmp_path, method)
   final = Trainer(config).train()
   assert final["step"] == 1 and 0.0 <= final["eval_accuracy"] <= 1.0
   row = [r for r in read_metrics(tmp_path / method / "metrics.jsonl") if r["step"] == 1][0]

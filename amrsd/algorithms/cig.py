@@ -59,7 +59,7 @@ def rlsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
   """A_t of RLSD (docs/algorithms.md section 2).
 
     D_t  = lT_t - logp_old_t;  w_t = clip(exp(sign(A) D_t), 1 - eps_w, 1 + eps_w)
-    lam_k = lam0 * schedule(k)  (linear: lam0 max(0, 1 - k/K))
+    lam_k = lam0 * schedule(k)  (linear: lam0 max(0, 1 - k/K), K = rlsd_anneal_steps)
     A_t  = A ((1 - lam_k) + lam_k w_t);  w_t = 1 on masked tokens and rows without context
 
   Same arguments and stats as amrsd_token_advantages; gate_fraction counts valid
@@ -71,7 +71,7 @@ def rlsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
   s = jnp.sign(adv)[:, None]
   w = jnp.clip(jnp.exp(s * cig), 1.0 - c.eps_w, 1.0 + c.eps_w)
   w = jnp.where(_valid(mask, has_hint), w, 1.0)
-  lam = c.lam0 * anneal(step, c.anneal_steps, c.anneal_schedule)
+  lam = c.lam0 * anneal(step, c.rlsd_anneal_steps, c.anneal_schedule)
   token_adv = adv[:, None] * ((1.0 - lam) + lam * w)
   stats = cig_stats(cig, adv, mask, has_hint)
   stats["gate_fraction"] = masked_mean((w != 1).astype(jnp.float32), mask)

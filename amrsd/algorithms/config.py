@@ -20,6 +20,8 @@ CIG_MODES = ("multiplicative", "additive")
 GATES = ("relu", "rlsd_exp_clip")
 SIDES = ("both", "pos_only", "neg_only")
 TEACHER_FORWARDS = ("separate", "stacked")
+# "default" is the method's own (its record in amrsd.algorithms.registry).
+TEACHER_WEIGHTS = ("default", "current", "ema", "initial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +40,15 @@ class AlgorithmConfig:
   eps_lo: float = 0.2            # ratio clipped below at 1 - eps_lo.
   eps_hi: float = 0.2            # ratio clipped above at 1 + eps_hi (DAPO clip-higher: 0.28).
   loss_agg: str = "token-mean"   # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm.
-  kl_coef: float = 0.0           # k3 KL to a reference policy; > 0 needs batch["logp_ref"].
+  # k3 KL to the initial weights (the trainer keeps a frozen copy and fills batch["logp_ref"]).
+  kl_coef: float = 0.0
 
   # -- AMR-SD: Causal Information Gain gate and annealing (section 3.2) [recon].
   beta0: float = 0.5             # initial modulation strength beta_0.
   tau_pos: float = 0.20          # CIG threshold (nats) for A > 0; may be +inf (gate never opens).
   tau_neg: float = 0.10          # CIG threshold (nats) for A < 0.
   kappa: float = 1.0             # cap on the gate value g_t.
-  anneal_steps: int = 100        # K_anneal (AMR-SD) and K (RLSD): strength reaches 0 here.
+  anneal_steps: int = 100        # K_anneal (AMR-SD): beta_k reaches 0 here.
   anneal_schedule: str = "linear"  # linear | cosine decay of beta_k and lam_k | none (ablation).
   cig_mode: str = "multiplicative"  # A(1 + beta g) | additive A + beta sign(A) g.
   gate: str = "relu"             # relu: min(relu(sCIG - tau), kappa) | rlsd_exp_clip: clip(exp(sCIG)) - 1.
@@ -53,16 +56,25 @@ class AlgorithmConfig:
 
   # -- RLSD (section 2) [paper, as reimplemented]; also eps_w for gate = rlsd_exp_clip.
   lam0: float = 0.5              # initial mixing weight lam_0; lam_k = lam0 * schedule(k).
+  rlsd_anneal_steps: int = 50    # K of RLSD: lam_k reaches 0 here, after which it is GRPO.
   eps_w: float = 0.2             # token weight clipped to [1 - eps_w, 1 + eps_w].
 
   # -- SDPO (section 2) [paper code].
-  sdpo_topk: int = 100           # student top-k ids (plus one tail bucket).
+  sdpo_topk: int = 100           # student top-k ids (plus one tail bucket); >= V: all.
   sdpo_alpha: float = 0.5        # generalized JSD; 0 forward KL(T||S), 1 reverse KL(S||T).
   sdpo_is_clip: float = 2.0      # per-token weight min(rho, sdpo_is_clip), detached.
 
   # -- OPSD (section 2).
-  opsd_topk: int = 100           # top-k ids of the student (plus tail); vocab size = full JSD.
+  opsd_topk: int = 100           # top-k ids of the student (plus tail); >= V: full JSD.
   opsd_beta: float = 0.5         # mixture weight of the JSD (0.5 symmetric).
+
+  # -- Teacher weights (section 3.2): what the teacher rows run on. current: the policy's
+  # own weights (stop-gradient, no copy); ema: an exponential moving average of them,
+  # ema <- ema + ema_rate (theta - ema) after every optimizer step; initial: the frozen
+  # starting weights. default: the method's own (AMR-SD and RLSD current, SDPO ema, OPSD
+  # initial; amrsd.algorithms.registry). The trainer keeps the copy (amrsd/teacher_weights.py).
+  teacher_weights: str = "default"
+  ema_rate: float = 0.05         # EMA step per optimizer step (SDPO's 0.05); 1 = current.
 
   # -- Implementation.
   logit_chunk: int = 512         # response tokens per vocabulary-sized chunk (memory bound).
@@ -78,11 +90,13 @@ class AlgorithmConfig:
 
 CHOICES = {"name": METHODS, "loss_agg": LOSS_AGGREGATIONS, "anneal_schedule": ANNEAL_SCHEDULES,
            "cig_mode": CIG_MODES, "gate": GATES, "sides": SIDES,
-           "teacher_forward": TEACHER_FORWARDS}
+           "teacher_forward": TEACHER_FORWARDS, "teacher_weights": TEACHER_WEIGHTS}
 # Rule per numeric field: (test, what the message says).
 RULES = {
     "group_size": (lambda v: v >= 1, "must be >= 1"),
     "anneal_steps": (lambda v: v >= 1, "must be >= 1"),
+    "rlsd_anneal_steps": (lambda v: v >= 1, "must be >= 1"),
+    "ema_rate": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "eps_lo": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "eps_hi": (lambda v: v >= 0, "must be >= 0"),
     "eps_w": (lambda v: 0 <= v < 1, "must be in [0, 1)"),

@@ -82,11 +82,12 @@ def topk_logprobs(student_unembed, teacher_unembed, student_hidden, teacher_hidd
   Returns (logp [B, R], entropy [B, R], student_topk [B, R, k], teacher_topk [B, R, k]):
   the student's log-prob of the sampled token and entropy, the student's log-softmax
   at its own top-k ids (differentiable), and the teacher's log-softmax at those ids.
+  A k above the vocabulary size V means the whole vocabulary (k = V).
   """
   def chunk(hs, ht, y):
     s_logits = student_unembed(hs)
     s_logp_all = jax.nn.log_softmax(s_logits, axis=-1)
-    _, top_ids = jax.lax.top_k(jax.lax.stop_gradient(s_logits), k)
+    _, top_ids = jax.lax.top_k(jax.lax.stop_gradient(s_logits), min(k, s_logits.shape[-1]))
     s_top = jnp.take_along_axis(s_logp_all, top_ids, axis=-1)
     t_logp_all = jax.nn.log_softmax(teacher_unembed(jax.lax.stop_gradient(ht)), axis=-1)
     t_top = jax.lax.stop_gradient(jnp.take_along_axis(t_logp_all, top_ids, axis=-1))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from amrsd.algorithms import cig, losses
-from amrsd.algorithms.config import METHODS, AlgorithmConfig
+from amrsd.algorithms.config import METHODS, TEACHER_WEIGHTS, AlgorithmConfig
 from amrsd.reflection import TEACHER_CONTEXTS
 
 
@@ -44,6 +44,8 @@ class Method:
   sampled tokens' log-probs) | "topk" (log-softmax at the student's top-k ids).
   context: what the teacher is conditioned on, one of amrsd.reflection.TEACHER_CONTEXTS.
   needs_peers: whether its advantages compare rollouts of a group (group_size >= 2).
+  teacher_weights: what config.teacher_weights = "default" means for it (section 2):
+  "current" | "ema" | "initial"; "current" for a method without a teacher.
   loss(config, inputs, step) -> (loss scalar, stats dict of float32 scalars).
   topk(config) -> k for teacher == "topk".
   """
@@ -53,6 +55,7 @@ class Method:
   needs_peers: bool
   loss: Callable
   topk: Callable = lambda config: 0
+  teacher_weights: str = "current"
 
 
 def get(name: str) -> Method:
@@ -60,6 +63,19 @@ def get(name: str) -> Method:
   if name not in REGISTRY:
     raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(REGISTRY)}")
   return REGISTRY[name]
+
+
+def teacher_weights(name: str, value: str) -> str:
+  """The weights method `name`'s teacher runs on: `value` (config.teacher_weights), with
+  "default" resolved to the method's own. Raises ValueError for a copy a method without
+  a teacher would never read."""
+  method = get(name)
+  if value == "default":
+    return method.teacher_weights
+  if method.teacher == "none" and value != "current":
+    raise ValueError(f"config.algorithm.teacher_weights={value!r}: {name} has no teacher; "
+                     "use default or current")
+  return value
 
 
 def grpo_loss(config: AlgorithmConfig, x: LossInputs, step):
@@ -114,8 +130,11 @@ REGISTRY = {
     "grpo": Method("grpo", "none", "none", True, grpo_loss),
     "rlsd": Method("rlsd", "logprobs", "reference", True, rlsd_loss),
     "amrsd": Method("amrsd", "logprobs", "hint", True, amrsd_loss),
-    "sdpo": Method("sdpo", "topk", "peer", True, sdpo_loss, lambda config: config.sdpo_topk),
-    "opsd": Method("opsd", "topk", "derive", False, opsd_loss, lambda config: config.opsd_topk),
+    "sdpo": Method("sdpo", "topk", "peer", True, sdpo_loss, lambda config: config.sdpo_topk,
+                   teacher_weights="ema"),
+    "opsd": Method("opsd", "topk", "derive", False, opsd_loss, lambda config: config.opsd_topk,
+                   teacher_weights="initial"),
 }
 assert tuple(REGISTRY) == METHODS, "registry and config.METHODS must list the same methods"
 assert all(m.context in TEACHER_CONTEXTS for m in REGISTRY.values())
+assert all(m.teacher_weights in TEACHER_WEIGHTS[1:] for m in REGISTRY.values())

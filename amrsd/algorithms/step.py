@@ -21,7 +21,8 @@ Decisions:
   update_norm and param_norm (global L2 norms of the applied update and of the
   trainable weights before it) let the trainer stop a finite blow-up too.
 - The teacher runs on the same weights (stop-gradient) unless `teacher_state` is
-  given (EMA or frozen initial weights, for SDPO / OPSD or teacher_weights = ema).
+  given: the trainable part of other weights (the EMA or the frozen initial copy of
+  amrsd/teacher_weights.py, any float dtype), merged with the same frozen part.
 """
 
 import jax
@@ -199,8 +200,9 @@ def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_stat
                                         std_norm=config.std_norm)
   separate = method.teacher != "none" and config.teacher_forward == "separate"
   if separate:  # outside the differentiated function: no backward over teacher rows
-    teacher = nnx.merge(graphdef, teacher_state if teacher_state is not None
-                        else nnx.merge_state(diff, frozen))
+    weights = diff if teacher_state is None else jax.tree.map(
+        lambda t, p: t.astype(p.dtype), teacher_state, diff)
+    teacher = nnx.merge(graphdef, weights, frozen)
     teacher_hidden = jax.lax.stop_gradient(_teacher_hidden(teacher, batch, r))
     teacher_unembed = teacher.unembed
 

@@ -8,7 +8,9 @@ simulated mesh of fake CPU devices (a v5p-64 slice has 32 chips, 95 GB of HBM ea
 lowers and compiles the jitted train step for abstract inputs, and prints the compiled
 program's per-device memory analysis for each rematerialization policy (model.remat), and
 with gradient accumulation over micro-batches on top of full remat, for each attention
-implementation (model.attention).
+implementation (model.attention). --teacher_weights=ema|initial adds the teacher's own
+weight copy (algorithm.teacher_weights, amrsd/teacher_weights.py) as a step argument and
+prints its size per device.
 """
 
 import os
@@ -27,6 +29,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            f" --xla_force_host_platform_device_count={_flag('devices', '32')}")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import math  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -49,6 +52,9 @@ flags.DEFINE_list("runs", ["none:1", "save_dots:1", "full:1", "full:8"],
                   "Measurements as remat:micro_batches.")
 flags.DEFINE_list("attention", ["xla", "chunked"], "model.attention of each measurement.")
 flags.DEFINE_string("size", "8b", "8b (Qwen3-8B shape) or tiny (a quick check of the script).")
+flags.DEFINE_enum("teacher_weights", "current", ["current", "ema", "initial"],
+                  "The teacher on the policy's weights, or on an extra copy passed to the step "
+                  "(ema: float32, initial: the parameter dtype), sharded like the parameters.")
 FLAGS = flags.FLAGS
 
 QWEN3_8B = dict(model_type="qwen3", vocab_size=151936, hidden_size=4096,
@@ -101,12 +107,29 @@ def measure(config, mesh, remat, micro_batches=1, attention="xla"):
                          micro_batches=micro_batches)
   start = time.perf_counter()
   step_arg = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
-  compiled = step.lower(state, opt_state, batch, step_arg).compile()
+  teacher = teacher_copy(state, FLAGS.teacher_weights)
+  compiled = step.lower(state, opt_state, batch, step_arg, teacher).compile()
   seconds = time.perf_counter() - start
   m = compiled.memory_analysis()
   peak = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes \
       + m.temp_size_in_bytes
-  return m, peak, seconds
+  return m, peak, seconds, bytes_per_device(teacher) if teacher is not None else 0
+
+
+def teacher_copy(state, weights):
+  """Abstract copy of the trainable weights (all parameters here) for teacher_weights, or
+  None for current: float32 for the EMA, the parameter dtype for the initial weights."""
+  if weights == "current":
+    return None
+  theta, _ = nnx.split_state(state, nnx.Param, ...)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      x.shape, jnp.float32 if weights == "ema" else x.dtype, sharding=x.sharding), theta)
+
+
+def bytes_per_device(tree) -> int:
+  """Largest per-device share of a pytree of sharded ShapeDtypeStructs, in bytes."""
+  return sum(math.prod(x.sharding.shard_shape(x.shape)) * jnp.dtype(x.dtype).itemsize
+             for x in jax.tree.leaves(tree))
 
 
 def main(argv):
@@ -123,11 +146,12 @@ def main(argv):
   for attention in FLAGS.attention:
     for run in FLAGS.runs:
       remat, micro = run.split(":")
-      m, peak, seconds = measure(config, mesh, remat, int(micro), attention)
+      m, peak, seconds, copy = measure(config, mesh, remat, int(micro), attention)
       print(f"attention={attention:7s} remat={remat:9s} micro_batches={micro}  per device: "
-            f"arguments {m.argument_size_in_bytes / gib:7.2f} "
-            f"GiB  temporaries {m.temp_size_in_bytes / gib:7.2f} GiB  peak estimate "
-            f"{peak / gib:7.2f} GiB  (compiled in {seconds:.0f} s)", flush=True)
+            f"arguments {m.argument_size_in_bytes / gib:7.2f} GiB (of which teacher_weights="
+            f"{FLAGS.teacher_weights}'s copy {copy / gib:.2f} GiB)  temporaries "
+            f"{m.temp_size_in_bytes / gib:7.2f} GiB  peak estimate {peak / gib:7.2f} GiB  "
+            f"(compiled in {seconds:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def _numpy_rlsd(adv, lt, lold, mask, hint, step, c):
   w = np.clip(np.exp(np.sign(adv)[:, None] * (lt.astype(np.float64) - lold)),
               1 - c.eps_w, 1 + c.eps_w)
   w = np.where((mask > 0) & (hint[:, None] > 0), w, 1.0)
-  lam = c.lam0 * max(0.0, 1 - step / c.anneal_steps)
+  lam = c.lam0 * max(0.0, 1 - step / c.rlsd_anneal_steps)
   return adv[:, None] * ((1 - lam) + lam * w), lam
 
 
@@ -136,7 +136,8 @@ def test_no_strength_or_infinite_threshold_is_exactly_grpo(override, step):
 
 @pytest.mark.parametrize("step", [0, 7, 20, 40])
 def test_rlsd_matches_numpy(step):
-  c = AlgorithmConfig(name="rlsd", lam0=0.5, eps_w=0.2, anneal_steps=20)
+  # anneal_steps is AMR-SD's horizon: RLSD must not read it.
+  c = AlgorithmConfig(name="rlsd", lam0=0.5, eps_w=0.2, rlsd_anneal_steps=20, anneal_steps=3)
   x = _inputs(1)
   got, stats = rlsd_token_advantages(*x, step, c)
   expect, lam = _numpy_rlsd(*x, step, c)
