@@ -39,8 +39,8 @@ _NEW_VALUES = {
     "eps_hi": 0.28, "loss_agg": "seq-mean-token-sum-norm", "kl_coef": 0.001, "beta0": 0.25,
     "tau_pos": 0.3, "tau_neg": 0.05, "kappa": 2.0, "anneal_steps": 7,
     "anneal_schedule": "cosine", "cig_mode": "additive", "gate": "rlsd_exp_clip",
-    "sides": "pos_only", "lam0": 0.25, "rlsd_anneal_steps": 30, "eps_w": 0.1, "sdpo_topk": 7,
-    "sdpo_alpha": 0.25,
+    "sides": "pos_only", "cig_baseline": "sampler", "tis_cap": 2.0, "lam0": 0.25,
+    "rlsd_anneal_steps": 30, "eps_w": 0.1, "sdpo_topk": 7, "sdpo_alpha": 0.25,
     "sdpo_is_clip": 3.0, "opsd_topk": 9, "opsd_beta": 0.25, "logit_chunk": 64,
     "teacher_forward": "stacked", "teacher_weights": "current", "ema_rate": 0.1,
 }

@@ -12,15 +12,16 @@ from amrsd.algorithms.losses import masked_mean
 from amrsd.algorithms.schedules import anneal
 
 
-def amrsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
+def amrsd_token_advantages(adv, teacher_logp, baseline_logp, mask, has_hint, step,
                            config: AlgorithmConfig):
   """A_t of AMR-SD (docs/algorithms.md 3.2).
 
   adv: [N] float32 group advantages A. teacher_logp: [N, R] lT, log pi(y_t | x, h, y<t).
-  old_logp: [N, R] log pi_old(y_t | x, y<t). mask: [N, R] valid response tokens.
+  baseline_logp: [N, R] b_t, log pi(y_t | x, y<t): the trainer's lS (cig_baseline =
+  trainer) or the sampler's logp_old (sampler). mask: [N, R] valid response tokens.
   has_hint: [N] 1 where the row has a teacher context. step: int32 scalar k.
 
-    CIG_t  = lT_t - logp_old_t;  s = sign(A);  tau = tau_pos if s > 0 else tau_neg
+    CIG_t  = lT_t - b_t;  s = sign(A);  tau = tau_pos if s > 0 else tau_neg
     relu gate:          g_t = min(relu(s CIG_t - tau), kappa)
     rlsd_exp_clip gate: g_t = clip(exp(s CIG_t), 1 - eps_w, 1 + eps_w) - 1
     g_t = 0 on masked tokens, rows without hint, A == 0 and the sides not modulated
@@ -33,7 +34,7 @@ def amrsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
   """
   c = config
   adv = jnp.asarray(adv, jnp.float32)
-  cig = jax.lax.stop_gradient(teacher_logp - old_logp).astype(jnp.float32)
+  cig = jax.lax.stop_gradient(teacher_logp - baseline_logp).astype(jnp.float32)
   s = jnp.sign(adv)[:, None]
   if c.gate == "relu":
     tau = jnp.where(s > 0, c.tau_pos, c.tau_neg)

@@ -17,6 +17,7 @@ METHODS = ("grpo", "rlsd", "amrsd", "sdpo", "opsd")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 ANNEAL_SCHEDULES = ("linear", "cosine", "none")
 CIG_MODES = ("multiplicative", "additive")
+CIG_BASELINES = ("trainer", "sampler")
 GATES = ("relu", "rlsd_exp_clip")
 SIDES = ("both", "pos_only", "neg_only")
 TEACHER_FORWARDS = ("separate", "stacked")
@@ -39,6 +40,10 @@ class AlgorithmConfig:
   # -- PPO-clip policy-gradient loss (section 1, step 8).
   eps_lo: float = 0.2            # ratio clipped below at 1 - eps_lo.
   eps_hi: float = 0.2            # ratio clipped above at 1 + eps_hi (DAPO clip-higher: 0.28).
+  # Truncated importance sampling of the policy-gradient term: each token's term is
+  # weighted by min(pi_trainer / pi_sampler, tis_cap), detached, against the sampler's
+  # numerics drifting from the trainer's (logprob_gap_* shows the drift). 0 is off.
+  tis_cap: float = 0.0
   loss_agg: str = "token-mean"   # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm.
   # k3 KL to the initial weights (the trainer keeps a frozen copy and fills batch["logp_ref"]).
   kl_coef: float = 0.0
@@ -51,6 +56,10 @@ class AlgorithmConfig:
   anneal_steps: int = 100        # K_anneal (AMR-SD): beta_k reaches 0 here.
   anneal_schedule: str = "linear"  # linear | cosine decay of beta_k and lam_k | none (ablation).
   cig_mode: str = "multiplicative"  # A(1 + beta g) | additive A + beta sign(A) g.
+  # CIG's baseline: trainer = the student's log-prob from this update's own forward
+  # (stop-gradient; an uninformative teacher context gives CIG exactly 0); sampler =
+  # logp_old, which also carries the sampler-vs-trainer numerical gap.
+  cig_baseline: str = "trainer"
   gate: str = "relu"             # relu: min(relu(sCIG - tau), kappa) | rlsd_exp_clip: clip(exp(sCIG)) - 1.
   sides: str = "both"            # modulate both signs of A, or only A > 0 / A < 0.
 
@@ -89,7 +98,7 @@ class AlgorithmConfig:
 
 
 CHOICES = {"name": METHODS, "loss_agg": LOSS_AGGREGATIONS, "anneal_schedule": ANNEAL_SCHEDULES,
-           "cig_mode": CIG_MODES, "gate": GATES, "sides": SIDES,
+           "cig_mode": CIG_MODES, "cig_baseline": CIG_BASELINES, "gate": GATES, "sides": SIDES,
            "teacher_forward": TEACHER_FORWARDS, "teacher_weights": TEACHER_WEIGHTS}
 # Rule per numeric field: (test, what the message says).
 RULES = {
@@ -101,6 +110,7 @@ RULES = {
     "eps_hi": (lambda v: v >= 0, "must be >= 0"),
     "eps_w": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "kl_coef": (lambda v: v >= 0, "must be >= 0"),
+    "tis_cap": (lambda v: v >= 0, "must be >= 0 (0 turns truncated importance sampling off)"),
     "beta0": (lambda v: v >= 0 and math.isfinite(v), "must be finite and >= 0"),
     "lam0": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
     "tau_pos": (lambda v: v >= 0, "must be >= 0 (float('inf') disables the gate)"),

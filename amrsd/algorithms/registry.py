@@ -80,9 +80,7 @@ def teacher_weights(name: str, value: str) -> str:
 
 def grpo_loss(config: AlgorithmConfig, x: LossInputs, step):
   del step
-  token_adv = jnp.broadcast_to(x.adv[:, None], x.mask.shape)
-  return losses.ppo_clip_loss(x.logp, x.old_logp, token_adv, x.mask, eps_lo=config.eps_lo,
-                              eps_hi=config.eps_hi, agg=config.loss_agg)
+  return _ppo_with(config, x, jnp.broadcast_to(x.adv[:, None], x.mask.shape), {})
 
 
 def rlsd_loss(config: AlgorithmConfig, x: LossInputs, step):
@@ -92,7 +90,9 @@ def rlsd_loss(config: AlgorithmConfig, x: LossInputs, step):
 
 
 def amrsd_loss(config: AlgorithmConfig, x: LossInputs, step):
-  token_adv, stats = cig.amrsd_token_advantages(x.adv, x.teacher_logp, x.old_logp, x.mask,
+  # CIG's baseline b_t (docs/algorithms.md 3.2): the trainer's own log-prob, a constant.
+  baseline = jax.lax.stop_gradient(x.logp) if config.cig_baseline == "trainer" else x.old_logp
+  token_adv, stats = cig.amrsd_token_advantages(x.adv, x.teacher_logp, baseline, x.mask,
                                                 x.has_hint, step, config)
   return _ppo_with(config, x, token_adv, stats)
 
@@ -111,9 +111,11 @@ def opsd_loss(config: AlgorithmConfig, x: LossInputs, step):
 
 
 def _ppo_with(config, x, token_adv, stats):
+  tis = (losses.truncated_is_weight(x.logp, x.old_logp, config.tis_cap)
+         if config.tis_cap > 0 else None)
   loss, clip_stats = losses.ppo_clip_loss(x.logp, x.old_logp, token_adv, x.mask,
                                           eps_lo=config.eps_lo, eps_hi=config.eps_hi,
-                                          agg=config.loss_agg)
+                                          agg=config.loss_agg, tis_weight=tis)
   return loss, {**stats, **clip_stats}
 
 

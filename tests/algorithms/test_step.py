@@ -58,9 +58,9 @@ def _reference_amrsd_grads(graphdef, state, batch, config, step):
   def loss_fn(state):
     lp, _ = logprobs.token_logprobs((graphdef, state), batch["student_ids"],
                                     batch["student_mask"], batch["student_ids"].shape[1] - r)
-    token_adv, _ = cig.amrsd_token_advantages(adv, t_logp, batch["logp_old"],
-                                              batch["response_mask"], batch["has_hint"], step,
-                                              config)
+    baseline = jax.lax.stop_gradient(lp) if config.cig_baseline == "trainer" else batch["logp_old"]
+    token_adv, _ = cig.amrsd_token_advantages(adv, t_logp, baseline, batch["response_mask"],
+                                              batch["has_hint"], step, config)
     return losses.ppo_clip_loss(lp, batch["logp_old"], token_adv, batch["response_mask"],
                                 eps_lo=config.eps_lo, eps_hi=config.eps_hi)[0]
   return jax.grad(loss_fn)(state)
@@ -77,6 +77,65 @@ def test_teacher_rows_receive_no_gradient(split_tiny, teacher_forward):
   expect = _reference_amrsd_grads(graphdef, state, batch, config, 0)
   for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(expect), strict=True):
     np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_a_teacher_context_equal_to_the_prompt_gives_cig_exactly_zero(split_tiny, dtype):
+  graphdef, state = split_tiny
+  state = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                       state)
+  batch = _on_policy_batch(graphdef, state, noise=0.1)
+  batch.update(teacher_ids=batch["student_ids"], teacher_mask=batch["student_mask"],
+               has_hint=np.ones(8, np.float32))
+  tx = optax.sgd(1e-3)
+  copy = lambda tree: jax.tree.map(jnp.copy, tree)
+  gates = {}
+  for baseline in ("trainer", "sampler"):
+    config = AlgorithmConfig(name="amrsd", tau_pos=0.0, tau_neg=0.0, cig_baseline=baseline,
+                             **BASE)
+    step = make_train_step(graphdef, tx, config)
+    _, _, metrics = step(copy(state), init_opt_state(tx, state), batch, jnp.int32(0))
+    gates[baseline] = float(metrics["gate_fraction"])
+    if baseline == "trainer":
+      for key in ("gate_fraction", "cig_mean_pos", "cig_std_pos", "cig_mean_neg", "cig_std_neg"):
+        assert float(metrics[key]) == 0.0, key
+  # Against logp_old the sampler's noise alone opens the gate on some tokens.
+  assert gates["sampler"] > 0.1
+
+
+@pytest.mark.parametrize("name", ["grpo", "amrsd"])
+def test_truncated_importance_sampling_matches_numpy_through_the_step(split_tiny, name):
+  graphdef, state = split_tiny
+  batch = _on_policy_batch(graphdef, state, noise=0.1)
+  cap = 1.02
+  config = AlgorithmConfig(name=name, tis_cap=cap, beta0=0.0, **BASE)
+  grads, metrics = make_grad_fn(graphdef, config)(state, batch, 0)
+  # Reference (docs/algorithms.md 1): w_t = min(exp(lS_t - logp_old_t), C), a constant.
+  r = batch["response_mask"].shape[1]
+  model = nnx.merge(graphdef, state)
+  logits = np.asarray(model(jnp.asarray(batch["student_ids"]), jnp.asarray(batch["student_mask"])),
+                      np.float64)[:, -r - 1:-1]
+  logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+  ls = np.take_along_axis(logits, batch["student_ids"][:, -r:, None], -1)[..., 0] - logz
+  m, old = batch["response_mask"], batch["logp_old"].astype(np.float64)
+  rw = batch["rewards"].reshape(-1, 4)
+  adv = ((rw - rw.mean(1, keepdims=True)) / (rw.std(1, ddof=1, keepdims=True) + 1e-6)).reshape(-1)
+  w = np.minimum(np.exp(ls - old), cap)
+  assert 0 < ((w == cap) * m).sum() < m.sum()  # some tokens are truncated, not all
+  rho = np.exp(ls - old)
+  a = adv[:, None]
+  expect = -(m * w * np.minimum(rho * a, np.clip(rho, 0.8, 1.2) * a)).sum() / m.sum()
+  assert float(metrics["loss"]) == pytest.approx(expect, rel=1e-4)
+  assert float(metrics["tis_weight_mean"]) == pytest.approx((w * m).sum() / m.sum(), rel=1e-5)
+  # The weight is detached: gradients are those of the loss with w held constant.
+  def held(state):
+    lp, _ = logprobs.token_logprobs((graphdef, state), batch["student_ids"],
+                                    batch["student_mask"], batch["student_ids"].shape[1] - r)
+    rho = jnp.exp(lp - batch["logp_old"])
+    term = jnp.minimum(rho * a, jnp.clip(rho, 0.8, 1.2) * a)
+    return -jnp.sum(m * jnp.asarray(w, jnp.float32) * term) / m.sum()
+  for x, y in zip(jax.tree.leaves(grads), jax.tree.leaves(jax.grad(held)(state)), strict=True):
+    np.testing.assert_allclose(x, y, atol=2e-6)
 
 
 def _numpy_sdpo_loss(graphdef, state, batch, k, alpha, clip):
@@ -199,6 +258,10 @@ def test_config_rejects_bad_values_with_the_choices():
     AlgorithmConfig(cig_mode="mult")
   with pytest.raises(ValueError, match="tau_neg"):
     AlgorithmConfig(tau_neg=-0.1)
+  with pytest.raises(ValueError, match="trainer, sampler"):
+    AlgorithmConfig(cig_baseline="old")
+  with pytest.raises(ValueError, match="tis_cap"):
+    AlgorithmConfig(tis_cap=-1.0)
 
 
 @pytest.mark.parametrize("name,agg", [("grpo", "token-mean"), ("amrsd", "token-mean"),
