@@ -65,7 +65,8 @@ def test_the_teacher_runs_on_the_copy_it_is_given():
   graphdef, params, _ = _copies("amrsd")
   other = jax.tree.map(lambda p: p + 0.05 * jnp.sin(7.0 * p), params)
   batch = make_batch(3)
-  algo = AlgorithmConfig(name="amrsd", group_size=4, logit_chunk=7)
+  # CIG against logp_old, so the reference needs only the teacher's log-probs.
+  algo = AlgorithmConfig(name="amrsd", group_size=4, logit_chunk=7, cig_baseline="sampler")
   r = batch["response_mask"].shape[1]
   for teacher, state in ((None, params), (other, other)):
     _, metrics = make_grad_fn(graphdef, algo)(params, batch, 0, teacher)
