@@ -23,12 +23,12 @@ INF = float("inf")
 LOW = dict(eps_lo=0.0, eps_hi=0.0, eps_w=0.0, kl_coef=0.0, beta0=0.0, lam0=0.0, tau_pos=0.0,
            tau_neg=0.0, kappa=0.0, sdpo_topk=1, opsd_topk=1, sdpo_alpha=0.0, opsd_beta=0.0,
            sdpo_is_clip=1e-6, success_threshold=-1e6, logit_chunk=1, anneal_steps=1,
-           rlsd_anneal_steps=1, ema_rate=1e-6, std_norm=False)
+           rlsd_anneal_steps=1, ema_rate=1e-6, tis_cap=0.0, std_norm=False)
 HIGH = dict(eps_lo=0.999, eps_hi=1e6, eps_w=0.999, kl_coef=1e3, beta0=1e6, lam0=1.0,
             tau_pos=INF, tau_neg=INF, kappa=1e6, sdpo_topk=10**6, opsd_topk=10**6,
             sdpo_alpha=1.0, opsd_beta=1.0, sdpo_is_clip=INF, success_threshold=1e6,
             logit_chunk=10**9, anneal_steps=10**9, rlsd_anneal_steps=10**9, ema_rate=1.0,
-            std_norm=True)
+            tis_cap=INF, std_norm=True)
 CASES = list(itertools.product(METHODS, ("low", "high")))
 
 
