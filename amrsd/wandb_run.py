@@ -28,5 +28,9 @@ def start(workdir: str, *, project: str, entity: str = "", config: dict | None =
     with open(path + ".tmp", "w") as f:
       f.write(run_id + "\n")
     os.replace(path + ".tmp", path)
+  # WANDB_DIR is read here, not left to wandb: wandb keeps the settings of its first run in
+  # the process, so a second run (another workdir, another WANDB_DIR) would write beside the
+  # first one's files. Without WANDB_DIR the W&B files stay with the run, in the workdir.
   return wandb.init(project=project, entity=entity or None, id=run_id, resume="allow",
-                    name=os.path.basename(os.path.normpath(workdir)), config=config)
+                    name=os.path.basename(os.path.normpath(workdir)), config=config,
+                    dir=os.environ.get("WANDB_DIR") or workdir)
