@@ -26,9 +26,12 @@ def offline(tmp_path, monkeypatch):
 
 def read_offline_runs(wandb_dir):
   """[(run id, run name, project, {step: {metric: value}})] of every offline run piece,
-  decoded from its .wandb file (LevelDB-style log blocks of protobuf Records)."""
+  oldest first, decoded from its .wandb file (LevelDB-style log blocks of protobuf Records)."""
   runs = []
-  for path in sorted(glob.glob(f"{wandb_dir}/wandb/offline-run-*/run-*.wandb")):
+  # In the order they were written: two pieces started within one second share the
+  # timestamp that begins their folder names, so names do not order them.
+  for path in sorted(glob.glob(f"{wandb_dir}/wandb/offline-run-*/run-*.wandb"),
+                     key=os.path.getmtime):
     data, pos, chunks, history, run = open(path, "rb").read(), 7, [], {}, None
     while pos + 7 <= len(data):
       if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
