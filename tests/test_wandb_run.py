@@ -76,6 +76,20 @@ def test_metrics_go_to_wandb_and_a_restart_continues_the_same_run(tmp_path, offl
   assert [r["step"] for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))] == [0, 1, 2, 3]
 
 
+def test_without_wandb_dir_the_wandb_files_stay_in_the_workdir(tmp_path, offline, monkeypatch):
+  """Two runs in one process, the second without WANDB_DIR: each run's W&B files are where
+  that run asked, not where the process's first run put its own."""
+  MetricsWriter(str(tmp_path / "first"), wandb_project="amrsd-tests").close()
+  monkeypatch.delenv("WANDB_DIR")
+  workdir = tmp_path / "second"
+  writer = MetricsWriter(str(workdir), wandb_project="amrsd-tests")
+  writer.write(0, {"reward_mean": 0.5})
+  writer.close()
+  (run,) = read_offline_runs(workdir)
+  assert run[1:] == ("second", "amrsd-tests", {0: {"reward_mean": 0.5}})
+  assert [r[1] for r in read_offline_runs(offline)] == ["first"]
+
+
 def test_without_a_project_wandb_is_not_imported(tmp_path):
   script = ("import sys, amrsd.trainer, amrsd.evaluate, amrsd.data; "
             "from amrsd.metrics import MetricsWriter; "
