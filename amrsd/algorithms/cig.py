@@ -44,7 +44,7 @@ def amrsd_token_advantages(adv, teacher_logp, baseline_logp, mask, has_hint, ste
   side = {"both": s != 0, "pos_only": s > 0, "neg_only": s < 0}[c.sides]
   active = side & _valid(mask, has_hint)
   g = jnp.where(active, g, 0.0)
-  beta = c.beta0 * anneal(step, c.anneal_steps, c.anneal_schedule)
+  beta = amrsd_strength(step, c)
   if c.cig_mode == "multiplicative":
     token_adv = adv[:, None] * (1.0 + beta * g)
   else:
@@ -72,12 +72,35 @@ def rlsd_token_advantages(adv, teacher_logp, old_logp, mask, has_hint, step,
   s = jnp.sign(adv)[:, None]
   w = jnp.clip(jnp.exp(s * cig), 1.0 - c.eps_w, 1.0 + c.eps_w)
   w = jnp.where(_valid(mask, has_hint), w, 1.0)
-  lam = c.lam0 * anneal(step, c.rlsd_anneal_steps, c.anneal_schedule)
+  lam = rlsd_strength(step, c)
   token_adv = adv[:, None] * ((1.0 - lam) + lam * w)
   stats = cig_stats(cig, adv, mask, has_hint)
   stats["gate_fraction"] = masked_mean((w != 1).astype(jnp.float32), mask)
   stats["anneal_strength"] = lam
   return token_adv, stats
+
+
+def amrsd_strength(step, config: AlgorithmConfig):
+  """beta_k = beta0 * schedule(k): AMR-SD's modulation strength at step k (float32 scalar)."""
+  return config.beta0 * anneal(step, config.anneal_steps, config.anneal_schedule)
+
+
+def rlsd_strength(step, config: AlgorithmConfig):
+  """lam_k = lam0 * schedule(k) over RLSD's own horizon (float32 scalar)."""
+  return config.lam0 * anneal(step, config.rlsd_anneal_steps, config.anneal_schedule)
+
+
+def amrsd_rows(adv, step, config: AlgorithmConfig):
+  """[N] bool: rows whose teacher can move AMR-SD's advantage at step k (A != 0 on a
+  modulated side, beta_k > 0); the gate is 0 everywhere else (docs/algorithms.md 3.1)."""
+  s = jnp.sign(jnp.asarray(adv, jnp.float32))
+  side = {"both": s != 0, "pos_only": s > 0, "neg_only": s < 0}[config.sides]
+  return side & (amrsd_strength(step, config) > 0)
+
+
+def rlsd_rows(adv, step, config: AlgorithmConfig):
+  """[N] bool: rows whose teacher can move RLSD's advantage at step k (A != 0, lam_k > 0)."""
+  return (jnp.asarray(adv) != 0) & (rlsd_strength(step, config) > 0)
 
 
 def cig_stats(cig, adv, mask, has_hint):

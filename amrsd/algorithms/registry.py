@@ -48,6 +48,8 @@ class Method:
   "current" | "ema" | "initial"; "current" for a method without a teacher.
   loss(config, inputs, step) -> (loss scalar, stats dict of float32 scalars).
   topk(config) -> k for teacher == "topk".
+  teacher_rows(adv [N], step, config) -> [N] bool: rows with a teacher context whose
+  teacher output can change the loss; the teacher forward runs on those only. None: all.
   """
   name: str
   teacher: str
@@ -56,6 +58,7 @@ class Method:
   loss: Callable
   topk: Callable = lambda config: 0
   teacher_weights: str = "current"
+  teacher_rows: Callable | None = None
 
 
 def get(name: str) -> Method:
@@ -130,8 +133,8 @@ def _distill(config, x, alpha, weights):
 
 REGISTRY = {
     "grpo": Method("grpo", "none", "none", True, grpo_loss),
-    "rlsd": Method("rlsd", "logprobs", "reference", True, rlsd_loss),
-    "amrsd": Method("amrsd", "logprobs", "hint", True, amrsd_loss),
+    "rlsd": Method("rlsd", "logprobs", "reference", True, rlsd_loss, teacher_rows=cig.rlsd_rows),
+    "amrsd": Method("amrsd", "logprobs", "hint", True, amrsd_loss, teacher_rows=cig.amrsd_rows),
     "sdpo": Method("sdpo", "topk", "peer", True, sdpo_loss, lambda config: config.sdpo_topk,
                    teacher_weights="ema"),
     "opsd": Method("opsd", "topk", "derive", False, opsd_loss, lambda config: config.opsd_topk,

@@ -23,6 +23,10 @@ Decisions:
 - The teacher runs on the same weights (stop-gradient) unless `teacher_state` is
   given: the trainable part of other weights (the EMA or the frozen initial copy of
   amrsd/teacher_weights.py, any float dtype), merged with the same frozen part.
+- The teacher forward runs in this program on every row, or before it in the teacher
+  program of amrsd/algorithms/teacher.py on the rows that need it (the trainer's way:
+  timed apart, fewer rows); the batch then carries its outputs (teacher_rows, ...).
+  Either way only rows the teacher ran on (teacher_rows) get a teacher signal.
 """
 
 import jax
@@ -31,6 +35,7 @@ import optax
 from flax import nnx
 
 from amrsd.algorithms import losses, registry
+from amrsd.algorithms import teacher as teacher_lib
 from amrsd.algorithms.advantages import group_advantages
 from amrsd.algorithms.config import AlgorithmConfig
 from amrsd.algorithms.logprobs import response_hidden, sampled_logprobs, topk_logprobs
@@ -113,8 +118,14 @@ def check_batch(batch, algo_config: AlgorithmConfig):
   """Raises ValueError naming the key and shapes when the batch does not fit the layout."""
   method = registry.get(algo_config.name)
   required = ["student_ids", "student_mask", "response_mask", "logp_old", "rewards"]
+  # Teacher outputs from amrsd.algorithms.teacher, or the teacher rows to compute them from.
+  precomputed = "teacher_rows" in batch
   if method.teacher != "none":
-    required += ["teacher_ids", "teacher_mask", "has_hint"]
+    required.append("has_hint")
+    if precomputed:
+      required.append("teacher_logp" if method.teacher == "logprobs" else "teacher_hidden")
+    else:
+      required += ["teacher_ids", "teacher_mask"]
   if algo_config.kl_coef > 0:
     required.append("logp_ref")
   missing = [k for k in required if k not in batch]
@@ -124,8 +135,11 @@ def check_batch(batch, algo_config: AlgorithmConfig):
   n, t = batch["student_ids"].shape
   r = batch["response_mask"].shape[1]
   expect = {"student_mask": (n, t), "response_mask": (n, r), "logp_old": (n, r),
-            "rewards": (n,), "has_hint": (n,), "logp_ref": (n, r)}
-  if method.teacher != "none":
+            "rewards": (n,), "has_hint": (n,), "logp_ref": (n, r), "teacher_rows": (n,),
+            "teacher_logp": (n, r)}
+  if "teacher_hidden" in batch:
+    expect["teacher_hidden"] = (n, r) + tuple(batch["teacher_hidden"].shape[2:])
+  if "teacher_ids" in batch:
     expect["teacher_mask"] = batch["teacher_ids"].shape
     if batch["teacher_ids"].shape[0] != n or batch["teacher_ids"].shape[1] <= r:
       raise ValueError(f"batch['teacher_ids'] has shape {batch['teacher_ids'].shape}; "
@@ -198,26 +212,35 @@ def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_stat
   has_hint = batch.get("has_hint", jnp.zeros((n,), jnp.float32)).astype(jnp.float32)
   adv, zero_variance = group_advantages(batch["rewards"], config.group_size,
                                         std_norm=config.std_norm)
-  separate = method.teacher != "none" and config.teacher_forward == "separate"
-  if separate:  # outside the differentiated function: no backward over teacher rows
-    weights = diff if teacher_state is None else jax.tree.map(
-        lambda t, p: t.astype(p.dtype), teacher_state, diff)
-    teacher = nnx.merge(graphdef, weights, frozen)
-    teacher_hidden = jax.lax.stop_gradient(_teacher_hidden(teacher, batch, r))
-    teacher_unembed = teacher.unembed
+  stacked = method.teacher != "none" and "teacher_rows" not in batch and \
+      config.teacher_forward == "stacked"
+  teacher_out = {}
+  if method.teacher != "none":
+    # Outside the differentiated function: no backward over teacher rows.
+    teacher = nnx.merge(graphdef, teacher_lib.cast_copy(diff, teacher_state), frozen)
+    if "teacher_rows" in batch:  # computed by the teacher program
+      teacher_out = {k: batch[k] for k in ("teacher_logp", "teacher_hidden", "teacher_rows")
+                     if k in batch}
+    elif not stacked:
+      teacher_out = teacher_lib.teacher_outputs(teacher, config, batch, step)
+    else:
+      teacher_out = {"teacher_rows": teacher_lib.needed_rows(config, has_hint, batch["rewards"],
+                                                             step).astype(jnp.float32)}
+    teacher_out = jax.lax.stop_gradient(teacher_out)
+    # Rows the teacher did not run on carry no teacher signal.
+    has_hint = has_hint * teacher_out["teacher_rows"]
 
   def loss_fn(diff):
     model = nnx.merge(graphdef, diff, frozen)
-    if method.teacher == "none":
-      hidden, t_hidden, t_unembed = _student_hidden(model, batch, r), None, None
-    elif separate:
-      hidden, t_hidden, t_unembed = _student_hidden(model, batch, r), teacher_hidden, teacher_unembed
-    else:
+    if stacked:
       hidden, t_hidden = _stacked_hidden(model, batch, r)
-      t_hidden, t_unembed = jax.lax.stop_gradient(t_hidden), model.unembed
+      t_hidden = jax.lax.stop_gradient(t_hidden)
+    else:
+      hidden, t_hidden = _student_hidden(model, batch, r), teacher_out.get("teacher_hidden")
     inputs = dict(old_logp=batch["logp_old"].astype(jnp.float32), mask=mask, adv=adv,
                   has_hint=has_hint)
     if method.teacher == "topk":
+      t_unembed = model.unembed if stacked else teacher.unembed
       logp, entropy, s_top, t_top = topk_logprobs(
           model.unembed, t_unembed, hidden, t_hidden, targets, method.topk(config),
           chunk_size=config.logit_chunk)
@@ -226,8 +249,10 @@ def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_stat
       logp, entropy = sampled_logprobs(model.unembed, hidden, targets,
                                        chunk_size=config.logit_chunk)
       if method.teacher == "logprobs":
-        t_logp, _ = sampled_logprobs(t_unembed, t_hidden, targets,
-                                     chunk_size=config.logit_chunk, with_entropy=False)
+        t_logp = teacher_out.get("teacher_logp")
+        if stacked:
+          t_logp, _ = sampled_logprobs(model.unembed, t_hidden, targets,
+                                       chunk_size=config.logit_chunk, with_entropy=False)
         inputs["teacher_logp"] = jax.lax.stop_gradient(t_logp)
     loss, stats = method.loss(config, registry.LossInputs(logp=logp, **inputs), step)
     if config.kl_coef > 0:
@@ -239,8 +264,8 @@ def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_stat
   (loss, (logp, entropy, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(diff)
   metrics = {name: jnp.zeros((), jnp.float32) for name in METHOD_STAT_DEFAULTS}
   metrics.update(stats)
-  metrics.update(_batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint,
-                                method.teacher != "none"))
+  metrics.update(_batch_metrics(batch, config, mask, logp, entropy, zero_variance,
+                                batch.get("has_hint", jnp.zeros((n,))).astype(jnp.float32)))
   metrics["loss"] = loss
   metrics["grad_norm"] = optax.global_norm(grads)
   return grads, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
@@ -249,11 +274,6 @@ def _grads_and_metrics(graphdef, config, diff, frozen, batch, step, teacher_stat
 def _student_hidden(model, batch, r):
   ids = batch["student_ids"]
   return response_hidden(model, ids, batch["student_mask"], ids.shape[1] - r)
-
-
-def _teacher_hidden(model, batch, r):
-  ids = batch["teacher_ids"]
-  return response_hidden(model, ids, batch["teacher_mask"], ids.shape[1] - r)
 
 
 def _stacked_hidden(model, batch, r):
@@ -270,7 +290,7 @@ def _stacked_hidden(model, batch, r):
   return hidden[:n], hidden[n:]
 
 
-def _batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint, has_teacher):
+def _batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint):
   rewards = batch["rewards"].astype(jnp.float32)
   lengths = jnp.sum(mask, axis=1)
   gap = jnp.abs(batch["logp_old"].astype(jnp.float32) - logp)
@@ -289,7 +309,7 @@ def _batch_metrics(batch, config, mask, logp, entropy, zero_variance, has_hint, 
       "hint_fraction": jnp.mean(has_hint),
       "teacher_token_mismatch": jnp.zeros((), jnp.float32),
   }
-  if has_teacher:  # the teacher must score exactly the student's response tokens
+  if "teacher_ids" in batch:  # the teacher must score exactly the student's response tokens
     r = mask.shape[1]
     differs = batch["teacher_ids"][:, -r:] != batch["student_ids"][:, -r:]
     metrics["teacher_token_mismatch"] = losses.masked_mean(differs.astype(jnp.float32), mask)
