@@ -15,7 +15,7 @@ from amrsd.compare_stats import (accuracy_rows, collapse, collect, moving_averag
                                  paired_difference_ci, run_wall_seconds, score_matrix,
                                  half_means, seed_band, steps_to_reach, wilson)
 
-PHASES = ("time_sample", "time_verify", "time_reflect", "time_update")
+PHASES = ("time_sample", "time_verify", "time_reflect", "time_teacher", "time_update")
 
 
 def _plt():
@@ -385,11 +385,13 @@ def write_report(cfg, header: str = "") -> str:
               "compilation). Run: launch to final evaluation (model load, compilation, periodic "
               "evaluations, checkpoints included), mean over seeds. Total: all of the "
               "method's runs, long ones included.", "",
-              "| method | s/step | sample | verify | reflect | update | run (s) | total (s) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| method | s/step | sample | verify | reflect | teacher | update | run (s) | "
+              "total (s) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for m, t in timing.items():
       lines.append(f"| {m} | {t['step']:.1f} | {t['time_sample']:.1f} | {t['time_verify']:.2f} | "
-                   f"{t['time_reflect']:.1f} | {t['time_update']:.1f} | {t['run']:.0f} | "
+                   f"{t['time_reflect']:.1f} | {t['time_teacher']:.1f} | {t['time_update']:.1f} | "
+                   f"{t['run']:.0f} | "
                    f"{t['total']:.0f} |")
     plot_wall(timing, os.path.join(fig_dir, "wall_time.png"))
     lines += ["", "![wall time](figures/wall_time.png)", ""]

@@ -24,6 +24,7 @@ CURVES = {
     "entropy": "entropy (nats)",
     "time_sample": "sampling time per step (s)",
     "time_reflect": "reflection time per step (s)",
+    "time_teacher": "teacher forward time per step (s)",
     "time_update": "update time per step (s)",
 }
 

@@ -2,9 +2,11 @@
 
 Per step: prompts from the data pipeline -> rollouts (Sampler) -> rewards (verifiers)
 -> teacher contexts (amrsd.reflection, the kind named by the method's record in
-amrsd.algorithms.registry) -> batch (amrsd.batch) -> jitted train step
-(amrsd.algorithms.step) -> metrics, plots, checkpoints. Host code lives here; what a run
-config builds (sources, policy, optimizer) is in amrsd.run_setup.
+amrsd.algorithms.registry) -> batch (amrsd.batch) -> teacher program on the rows that
+need it (amrsd.algorithms.teacher) -> jitted train step (amrsd.algorithms.step) ->
+metrics, plots, checkpoints. rollouts() and learn() split a step where a benchmark
+needs the same rollouts for two methods (amrsd.bench.method_cost). Host code lives
+here; what a run config builds (sources, policy, optimizer) is in amrsd.run_setup.
 """
 
 import dataclasses
@@ -25,6 +27,7 @@ from amrsd import data as data_lib
 from amrsd import (distributed, divergence, prompts, reflection, resume, rewards, rng, sharding,
                    workdir_lock)
 from amrsd.algorithms import registry
+from amrsd.algorithms import teacher as teacher_lib
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.batch import build_batch, teacher_context_ids
 from amrsd.checkpointing import Checkpointer, abstract_like
@@ -101,6 +104,11 @@ class Trainer:
       self.copies = WeightCopies(self.algo, self.graphdef, self.params, trainable)
       self.train_step = make_train_step(self.graphdef, self.tx, self.algo, trainable=trainable,
                                         micro_batches=config.train.micro_batches)
+      # The teacher forward, on the rows that need it, as its own program (timed apart).
+      if registry.get(self.algo.name).teacher != "none":
+        self.teacher_fn = teacher_lib.make_teacher_fn(
+            self.graphdef, self.algo, trainable=trainable,
+            micro_batches=config.train.micro_batches)
       self.step = 0
       self.last_eval = None
       self.best_eval = None  # best held-out greedy accuracy so far (divergence guard)
@@ -162,26 +170,42 @@ class Trainer:
 
   def run_step(self) -> dict:
     """One RL step; returns its metrics (host floats, over every process's rows)."""
+    return self.learn(self.rollouts())
+
+  def rollouts(self) -> "Rollouts":
+    """The step's prompts, sampled groups and verdicts (advances the data pipeline)."""
     c, k = self.config, self.step
-    G = c.rollout.group_size
     times = {}
     t0 = time.perf_counter()
     records = self._local(next(self.pipeline))
     result = self.sampler.generate(
-        [r["prompt_ids"] for r in records], n=G, max_new_tokens=c.rollout.max_new_tokens,
-        temperature=c.rollout.temperature, top_p=c.rollout.top_p,
-        seed=rng.stream(c.seed, k, "rollout"))
+        [r["prompt_ids"] for r in records], n=c.rollout.group_size,
+        max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
+        top_p=c.rollout.top_p, seed=rng.stream(c.seed, k, "rollout"))
     times["time_sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    row_records = [records[i // G] for i in range(len(result.texts))]
+    row_records = [records[i // c.rollout.group_size] for i in range(len(result.texts))]
     verdicts = rewards.verify_batch(self.verifier, result.texts, row_records)
     reward = np.array([v.reward for v in verdicts], np.float32)
-    feedback = [v.feedback for v in verdicts]
     times["time_verify"] = time.perf_counter() - t0
+    return Rollouts(records, result, reward, [v.feedback for v in verdicts], times)
+
+  def learn(self, rollouts: "Rollouts") -> dict:
+    """Reflection, teacher and update on one step's rollouts; returns the step's metrics."""
+    c, k = self.config, self.step
+    records, result, reward = rollouts.records, rollouts.result, rollouts.reward
+    times = dict(rollouts.times)
+    method = registry.get(c.algorithm.name)
+    # Every process's rewards, in batch order: whether any row can use a teacher is
+    # decided on the whole batch, so that processes agree (reflection is a collective).
+    all_reward = distributed.gather(reward).reshape(-1)
+    teacher_on = method.teacher != "none" and bool(np.asarray(teacher_lib.needed_rows(
+        self.algo, np.ones_like(all_reward), all_reward, k)).any())
 
     t0 = time.perf_counter()
-    teacher, host_stats = self._teacher_messages(records, result.texts, reward, feedback, k)
+    teacher, host_stats = self._teacher_messages(records, result.texts, reward,
+                                                 rollouts.feedback, k, active=teacher_on)
     times["time_reflect"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -190,21 +214,33 @@ class Trainer:
     longest = max(map(len, teacher[0])) if teacher is not None else 0
     batch = build_batch(result, reward, self.sampler.pad_id, teacher,
                         longest_context=int(distributed.gather(longest).max()))
-    # Per row: reward, response length, clipped, tokens the update reads (student and
-    # teacher, padding excluded); gathered so that host metrics cover every process.
-    update_tokens = batch["student_mask"].sum(axis=1)
-    if "teacher_mask" in batch:
-      update_tokens = update_tokens + batch["teacher_mask"].sum(axis=1)
+    if method.teacher != "none" and teacher is None:  # annealed out, or no group with signal
+      batch["has_hint"] = np.zeros(len(reward), np.float32)
+    # Per row: reward, response length, clipped, student tokens the update reads
+    # (padding excluded); gathered so that host metrics cover every process.
     per_row = np.stack([reward, result.completion_mask.sum(axis=1),
-                        [r == "length" for r in result.stop_reasons], update_tokens], axis=1)
+                        [r == "length" for r in result.stop_reasons],
+                        batch["student_mask"].sum(axis=1)], axis=1)
     per_row = distributed.gather(per_row.astype(np.float64)).reshape(-1, per_row.shape[1])
+    all_hints = (distributed.gather(batch["has_hint"]).reshape(-1)
+                 if "has_hint" in batch else None)
     batch = sharding.put_batch(self.mesh, batch)
+    if method.teacher != "none":
+      t_teacher = time.perf_counter()
+      rows = teacher_lib.row_bucket(self.algo, all_hints, all_reward, k, c.train.micro_batches)
+      out = self.teacher_fn(self.params, batch, jnp.int32(k), self.copies.teacher_state(),
+                            rows=rows)
+      batch.update(jax.block_until_ready(out))
+      times["time_teacher"] = time.perf_counter() - t_teacher
+      host_stats["teacher_rows"] = float(rows * c.train.micro_batches)
+      host_stats["teacher_rows_needed"] = float(np.asarray(teacher_lib.needed_rows(
+          self.algo, all_hints, all_reward, k)).sum())
     if self.algo.kl_coef > 0:
       batch["logp_ref"] = self.copies.reference_logprobs(self.params, batch)
     self.params, self.opt_state, metrics = self.train_step(
         self.params, self.opt_state, batch, jnp.int32(k), self.copies.teacher_state())
     metrics = {name: float(v) for name, v in metrics.items()}
-    times["time_update"] = time.perf_counter() - t0
+    times["time_update"] = time.perf_counter() - t0 - times.get("time_teacher", 0.0)
     if metrics.get("update_skipped", 0.0) or not math.isfinite(metrics["loss"]):
       raise TrainingError(f"step {k}: non-finite loss or gradients (loss={metrics['loss']}); "
                           "the update was not applied and the last checkpoint is kept. "
@@ -219,7 +255,8 @@ class Trainer:
     metrics["response_length_max"] = float(lengths.max())
     metrics["response_clipped_fraction"] = float(clipped.mean())
     metrics["tokens_per_second_sample"] = float(lengths.sum() / max(times["time_sample"], 1e-9))
-    metrics["tokens_per_second_update"] = float(update_tokens.sum() / max(times["time_update"], 1e-9))
+    metrics["tokens_per_second_update"] = float(update_tokens.sum() /
+                                                max(times["time_update"], 1e-9))
     metrics["filtered_too_long"] = float(self.pipeline.stats["filtered_too_long"])
     self.step = k + 1
     return metrics
@@ -229,15 +266,23 @@ class Trainer:
     per = -(-len(items) // self.blocks)
     return items[self.block * per:(self.block + 1) * per]
 
-  def _teacher_messages(self, records, texts, reward, feedback, step):
-    """Teacher chat messages per rollout (None = no teacher) and reflection metrics."""
+  def _teacher_messages(self, records, texts, reward, feedback, step, *, active=True):
+    """Teacher chat messages per rollout (None = no teacher) and reflection metrics.
+
+    active=False: no row of the batch can use a teacher this step (annealed out, or no
+    group with signal): no reflection, no teacher rows."""
     c, G = self.config, self.config.rollout.group_size
     context = registry.get(c.algorithm.name).context
     if context == "hint" and c.reflection.teacher_context == "raw_reference":
       context = "reference"  # the ablation without the reflection bottleneck
-    stats = {}
     if context == "none":
-      return None, stats
+      return None, {}
+    if not active:
+      rows = len(texts) * self.blocks
+      skipped = reflection.ReflectionStats(hints_skipped=rows, hints_empty=rows)
+      return None, (_reflection_metrics(skipped, rows)
+                    if context == "hint" else {})
+    stats = {}
     packets = reflection.diagnose(records, texts, reward, feedback, G,
                                   success_threshold=c.algorithm.success_threshold,
                                   peer_max_chars=c.reflection.peer_max_chars)
@@ -259,15 +304,7 @@ class Trainer:
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))
-      stats = {"hint_requests": rstats.hint_requests,
-               "hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
-               "hints_retried": rstats.hints_retried, "hints_empty": rstats.hints_empty,
-               "hints_unfinished": rstats.hints_unfinished,
-               "hints_skipped": rstats.hints_skipped,
-               "hint_length_mean": rstats.hint_length_mean,
-               "hint_tokens_mean": rstats.hint_tokens_mean,
-               "hint_leak_rate": rstats.leak_rate,
-               "hint_fraction": rstats.hints_made / (len(texts) * self.blocks)}
+      stats = _reflection_metrics(rstats, len(texts) * self.blocks)
     teacher = reflection.teacher_contexts(context, records, packets, hints, G,
                                           templates=self.templates)
     # The teacher reads the row's system prompt too (SciKnowEval's answer format, BFCL's tools).
@@ -350,9 +387,36 @@ class Trainer:
       return final
     finally:
       signal.signal(signal.SIGTERM, previous)
-      self.checkpointer.close()
       writer.close()
-      self._lock.close()
+      self.close()
+
+  def close(self):
+    """Finishes pending checkpoint writes and releases the workdir."""
+    self.checkpointer.close()
+    self._lock.close()
+
+
+@dataclasses.dataclass
+class Rollouts:
+  """One step's sampled groups and verdicts, this process's rows (Trainer.rollouts)."""
+  records: list          # prompt records, one per group
+  result: object         # the sampler's SampleResult, rows group-major
+  reward: np.ndarray     # [rows] float32
+  feedback: list         # the verifier's feedback per row
+  times: dict            # time_sample, time_verify (s)
+
+
+def _reflection_metrics(rstats, rows):
+  """The step metrics of one step's reflection (counts over all processes' `rows`)."""
+  return {"hint_requests": rstats.hint_requests,
+          "hints_made": rstats.hints_made, "hints_rejected": rstats.hints_rejected,
+          "hints_retried": rstats.hints_retried, "hints_empty": rstats.hints_empty,
+          "hints_unfinished": rstats.hints_unfinished,
+          "hints_skipped": rstats.hints_skipped,
+          "hint_length_mean": rstats.hint_length_mean,
+          "hint_tokens_mean": rstats.hint_tokens_mean,
+          "hint_leak_rate": rstats.leak_rate,
+          "hint_fraction": rstats.hints_made / rows}
 
 
 def _progress(config, start, enabled):

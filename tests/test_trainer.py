@@ -214,8 +214,7 @@ def test_teacher_copies_restore_exactly_and_the_resumed_step_repeats(tmp_path, m
                                                        strict=True))
       resumed = trainer.run_step()
   finally:
-    trainer.checkpointer.close()
-    trainer._lock.close()
+    trainer.close()
   assert _comparable([resumed]) == _comparable([straight])
   assert all(np.array_equal(a, b) for a, b in zip(_leaves(trainer.copies.arrays), after))
   moved = [not np.array_equal(a, b) for a, b in zip(saved, initial)]
@@ -261,8 +260,7 @@ def test_kl_to_the_initial_weights_and_the_annealing_step_through_the_trainer(tm
       _, without = make_grad_fn(trainer.graphdef, no_kl, trainable=trainer.trainable)(
           params, batch, step)
   finally:
-    trainer.checkpointer.close()
-    trainer._lock.close()
+    trainer.close()
   d = np.asarray(ref, np.float64) - np.asarray(student, np.float64)
   k3 = ((np.exp(d) - d - 1) * mask).sum() / mask.sum()  # token-mean, docs/algorithms.md 1
   assert int(step) == 3 and metrics["anneal_strength"] == pytest.approx(0.5 * (1 - 3 / 4))
@@ -287,4 +285,45 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
     # Zero-variance groups ask for no hint (it could not change the loss); others do.
     assert row["hints_skipped"] == 8 or row["hint_requests"] > 0
     assert (row["hint_length_mean"] > 0) == (row["hints_made"] > 0)
+    # The teacher runs on the hinted rows only (hints go to groups with signal alone).
+    assert row["teacher_rows_needed"] == row["hints_made"]
+  # Its slots: the needed rows rounded up to a power of two, 0 without any.
+  needed = int(row["teacher_rows_needed"])
+  assert row["teacher_rows"] == (0 if needed == 0 else 1 << (needed - 1).bit_length())
+  assert row["time_teacher"] >= 0 and row["time_update"] > 0
   assert 0.0 <= row["hint_fraction"] <= 1.0
+
+
+@pytest.mark.slow
+def test_an_annealed_amrsd_step_writes_no_hint_and_runs_no_teacher(tmp_path):
+  """From K_anneal on AMR-SD is GRPO (docs/algorithms.md 3.2): no reflection, no
+  teacher forward, and the update is GRPO's on the same rollouts."""
+  from amrsd.algorithms.config import AlgorithmConfig
+  from amrsd.algorithms.step import make_grad_fn
+  from amrsd.trainer import Trainer
+  config = _small_run(tmp_path, "amrsd", steps=4)
+  config.algorithm.anneal_steps = 2
+  trainer = Trainer(config)
+  trainer.step = 2
+  seen, step_fn = [], trainer.train_step
+
+  def spy(params, opt_state, batch, step, teacher_state):
+    seen.append((jax.tree.map(jnp.copy, params), batch, step))
+    return step_fn(params, opt_state, batch, step, teacher_state)
+
+  trainer.train_step = spy
+  try:
+    with jax.set_mesh(trainer.mesh):
+      metrics = trainer.run_step()
+      params, batch, step = seen[0]
+      grpo = AlgorithmConfig(name="grpo", group_size=4)
+      student = {k: batch[k] for k in ("student_ids", "student_mask", "response_mask",
+                                       "logp_old", "rewards")}
+      _, as_grpo = make_grad_fn(trainer.graphdef, grpo, trainable=trainer.trainable)(
+          params, student, step)
+  finally:
+    trainer.close()
+  assert metrics["anneal_strength"] == 0.0 and metrics["hint_requests"] == 0
+  assert metrics["hints_skipped"] == metrics["hints_empty"] == 8 and metrics["teacher_rows"] == 0
+  assert "teacher_ids" not in batch and not np.asarray(batch["teacher_rows"]).any()
+  assert metrics["loss"] == pytest.approx(float(as_grpo["loss"]), rel=1e-6, abs=1e-9)
