@@ -80,6 +80,10 @@ def default_config() -> ml_collections.ConfigDict:
   # apart from the writer; procedural tasks only). Same leak filter, retry and metrics.
   c.reflection.hint_source = "model"
   c.reflection.peer_max_chars = 600
+  # How a refused or cut-off hint gets its one retry: parallel | sequential. parallel
+  # samples it with the first try (amrsd.reflection.SampledRetries: same distribution,
+  # one sampler call instead of two, decode rows spent on retries that go unused).
+  c.reflection.retry = "parallel"
   # Overrides of amrsd.prompts.TEMPLATES by name; "task" is what the student sees.
   c.prompts = ml_collections.ConfigDict({"task": "{problem} Answer with the number only."})
 
@@ -198,6 +202,7 @@ _CHOICES = {
     "reflection.hint_granularity": ("rollout", "group"),
     "reflection.teacher_context": ("hint", "raw_reference"),
     "reflection.hint_source": ("model", "oracle"),
+    "reflection.retry": ("parallel", "sequential"),
     "train.trainable": ("full", "top_layers", "lora"),
     "model.attention": ("auto", "xla", "chunked", "cudnn", "splash"),
     "rollout.decode_weights": ("auto", "split", "stacked"),

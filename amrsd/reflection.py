@@ -3,13 +3,16 @@
 Phase 1 `diagnose`: a diagnostic packet per rollout, from the verdict, the verifier's
 feedback, one successful peer of the same group (never itself) or the reference solution.
 Phase 2 `reflect`: the policy itself writes Socratic hints from the packets in one batched
-sampler call, a leak filter rejects hints that give the answer away (one retry, then none).
+sampler call, a leak filter rejects hints that give the answer away (one retry, then none;
+SampledRetries draws the retry with the first try).
 Phase 3 `teacher_contexts`: the text the teacher is conditioned on, per kind of context
 (each method's record in amrsd.algorithms.registry names its kind).
 """
 
+import collections
 import dataclasses
 import re
+from typing import NamedTuple
 
 from amrsd import prompts
 from amrsd.hint_filter import gold_answers, leaks
@@ -211,6 +214,48 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
         stats.hint_tokens += tokens[writer]
   stats.hints_empty = len(out) - stats.hints_made
   return out, stats
+
+
+class Written(NamedTuple):
+  """A writer's hints as reflect reads them, one row per request."""
+  texts: list
+  stop_reasons: list
+  completion_mask: object = None  # [requests, T] hint tokens, or None
+
+
+class SampledRetries:
+  """A reflect writer that samples each request's retry together with its first try.
+
+  sample(prompts, n) -> the sampler's result with n completions per prompt (prompt-major).
+  Attempt 0 draws two hints per request in one call (one prefill, one decode loop at twice
+  the rows); attempt 1 answers from the second hints and samples nothing. A retry is sent
+  the same prompt, so the second hint is distributed exactly as a sequential retry's (an
+  independent draw at the same temperature); what it costs is the decode rows of second
+  hints that go unused when the first passes (reflection.retry = "parallel" in a run).
+  """
+
+  def __init__(self, sample):
+    self.sample = sample
+    self.spare = collections.defaultdict(collections.deque)
+
+  def __call__(self, prompts, attempt):
+    if attempt == 0:
+      self.spare.clear()
+      out = self.sample(prompts, 2)
+      mask = getattr(out, "completion_mask", None)
+      for k, prompt in enumerate(prompts):
+        self.spare[_key(prompt)].append((out.texts[2 * k + 1], out.stop_reasons[2 * k + 1],
+                                         None if mask is None else mask[2 * k + 1]))
+      return Written(out.texts[::2], out.stop_reasons[::2], None if mask is None else mask[::2])
+    # Equal prompts are interchangeable: their spares are draws from one distribution.
+    rows = [self.spare[_key(prompt)].popleft() for prompt in prompts]
+    masks = [m for _, _, m in rows]
+    return Written([t for t, _, _ in rows], [r for _, r, _ in rows],
+                   None if not rows or masks[0] is None else masks)
+
+
+def _key(prompt):
+  return prompt if isinstance(prompt, str) else repr(prompt)
 
 
 def teacher_contexts(kind, records, packets, hints, group_size, *, templates=None):

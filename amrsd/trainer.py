@@ -288,12 +288,13 @@ class Trainer:
                                   peer_max_chars=c.reflection.peer_max_chars)
     hints = [None] * len(texts)
     if context == "hint":
-      def write(requests, attempt):
+      def sample(requests, attempt, n=1):
         key = jax.random.fold_in(rng.stream(c.seed, step, "reflect"), attempt)
-        out = self.sampler.generate(requests, max_new_tokens=c.reflection.hint_max_tokens,
-                                    temperature=c.reflection.hint_temperature, seed=key)
-        return out
-      request = None
+        return self.sampler.generate(requests, n=n, max_new_tokens=c.reflection.hint_max_tokens,
+                                     temperature=c.reflection.hint_temperature, seed=key)
+      write, request = sample, None
+      if c.reflection.retry == "parallel":
+        write = reflection.SampledRetries(lambda requests, n: sample(requests, 0, n))
       if c.reflection.hint_source == "oracle":  # the mechanism check: the task writes them
         write, request = oracle.write_hints, oracle.hint_request
       hints, rstats = reflection.reflect(

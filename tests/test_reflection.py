@@ -88,6 +88,40 @@ def test_reflect_retries_a_leaking_hint_once_then_gives_up():
     _reflect(ScriptedWriter({0: ["a", "b"]}), [0.0, 0.0, 1.0])
 
 
+def test_sampled_retries_give_the_sequential_retry_result_from_one_sampler_call():
+  firsts = ["The answer is 42.", "Check 6 * 7 again.", "Yes, 6 * 7 = 42."]
+  seconds = ["It is forty-two for sure.", "never read", "Well done on the product."]
+  calls = []
+
+  def sample(prompts, n):
+    calls.append((len(prompts), n))
+    texts = [t for pair in zip(firsts, seconds) for t in pair][:2 * len(prompts)]
+    mask = np.arange(len(texts))[:, None] >= np.arange(4)[None, :]  # row k: k+1 tokens, max 4
+    return types.SimpleNamespace(texts=texts, stop_reasons=["eos"] * len(texts),
+                                 completion_mask=mask.astype(np.int32))
+
+  hints, stats = _reflect(reflection.SampledRetries(sample), [0.0, 0.0, 1.0])
+  assert calls == [(3, 2)]                          # the retries came with the first tries
+  assert hints == [None, "Check 6 * 7 again.", "Well done on the product."]
+  assert (stats.hint_requests, stats.hints_made, stats.hints_rejected, stats.hints_retried,
+          stats.hints_empty) == (5, 2, 3, 2, 1)     # as test_reflect_retries_... counts them
+  assert stats.hint_tokens == 3 + 4                 # rows 2 (first try) and 5 (a retry)
+
+
+def test_sampled_retries_match_retries_to_their_prompts_equal_ones_in_order():
+  def sample(prompts, n):
+    texts = [f"{p} draw {d}" for p in prompts for d in range(n)]
+    return types.SimpleNamespace(texts=texts, stop_reasons=["eos"] * len(texts))
+
+  writer = reflection.SampledRetries(sample)
+  first = writer(["p", "q", "p"], 0)
+  assert first.texts == ["p draw 0", "q draw 0", "p draw 0"] and first.completion_mask is None
+  assert writer(["p", "p"], 1).texts == ["p draw 1", "p draw 1"]
+  writer(["q"], 0)                                  # a new step forgets the last one's draws
+  with pytest.raises(IndexError):
+    writer(["p"], 1)
+
+
 def test_reflect_retries_a_hint_cut_at_the_token_limit():
   writer = ScriptedWriter({0: [("Look at the tens digit and", "length")],
                            1: ["Look at the tens digit."]})

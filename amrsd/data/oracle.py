@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from amrsd.data import arithmetic
 from amrsd.data.procedural import REASONING_GYM_TASKS
+from amrsd.reflection import Written
 from amrsd.rewards import extract
 
 TASKS = (arithmetic.TASK,) + REASONING_GYM_TASKS  # every task whose records are expressions
@@ -44,12 +45,6 @@ class HintRequest(NamedTuple):
   record: dict
   response: str
   correct: bool
-
-
-class Written(NamedTuple):
-  """The writer's result as amrsd.reflection.reflect reads it."""
-  texts: list
-  stop_reasons: list
 
 
 class Step(NamedTuple):

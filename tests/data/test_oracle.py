@@ -150,6 +150,8 @@ def test_two_amrsd_steps_with_oracle_hints_on_the_real_model(tmp_path):
   config.workdir = str(tmp_path / "oracle")
   config.reflection.hint_source = "oracle"
   config.train.steps = 2
+  # Not annealed out at the second step (half of train.steps), where no hint is asked for.
+  config.algorithm.anneal_steps = 4
   config.train.trainable = "top_layers"
   config.train.top_layers = 1
   config.rollout.prompts_per_step = 2
