@@ -222,6 +222,18 @@ def test_teacher_copies_restore_exactly_and_the_resumed_step_repeats(tmp_path, m
   assert (straight["kl"] > 0) == (kl_coef > 0)
 
 
+def _spy_on_train_step(trainer):
+  """Records (params before the update, batch, step) of each train step the trainer runs."""
+  seen, step_fn = [], trainer.train_step
+
+  def spy(params, opt_state, batch, step, teacher_state):
+    seen.append((jax.tree.map(jnp.copy, params), batch, step))
+    return step_fn(params, opt_state, batch, step, teacher_state)
+
+  trainer.train_step = spy
+  return seen
+
+
 @pytest.mark.slow
 def test_kl_to_the_initial_weights_and_the_annealing_step_through_the_trainer(tmp_path):
   """A real RLSD step with kl_coef > 0: the loss is the one without KL plus kl_coef times
@@ -241,13 +253,7 @@ def test_kl_to_the_initial_weights_and_the_annealing_step_through_the_trainer(tm
   moved, frozen = nnx.split_state(trainer.params, trainer.trainable, ...)
   moved = jax.tree.map(lambda p: p + 2e-3 * jnp.cos(1e3 * p), moved)
   trainer.params = nnx.merge_state(moved, frozen)
-  seen, step_fn = [], trainer.train_step
-
-  def spy(params, opt_state, batch, step, teacher_state):
-    seen.append((jax.tree.map(jnp.copy, params), batch, step))
-    return step_fn(params, opt_state, batch, step, teacher_state)
-
-  trainer.train_step = spy
+  seen = _spy_on_train_step(trainer)
   try:
     with jax.set_mesh(trainer.mesh):
       metrics = trainer.run_step()
@@ -305,13 +311,7 @@ def test_an_annealed_amrsd_step_writes_no_hint_and_runs_no_teacher(tmp_path):
   config.algorithm.anneal_steps = 2
   trainer = Trainer(config)
   trainer.step = 2
-  seen, step_fn = [], trainer.train_step
-
-  def spy(params, opt_state, batch, step, teacher_state):
-    seen.append((jax.tree.map(jnp.copy, params), batch, step))
-    return step_fn(params, opt_state, batch, step, teacher_state)
-
-  trainer.train_step = spy
+  seen = _spy_on_train_step(trainer)
   try:
     with jax.set_mesh(trainer.mesh):
       metrics = trainer.run_step()
