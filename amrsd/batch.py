@@ -25,8 +25,10 @@ this layout inside the jitted step.
 
 import numpy as np
 
-# Teacher contexts are padded to a power of two, at least this, so their width takes
-# few values and the train step compiles a bounded number of times.
+from amrsd import buckets
+
+# Teacher contexts are padded to a ladder size (amrsd.buckets), at least this, so their
+# width takes few values and the train step compiles a bounded number of times.
 CONTEXT_BUCKET = 64
 
 
@@ -50,9 +52,9 @@ def build_batch(result, reward, pad_id, teacher=None, longest_context=None) -> d
 
   result: the sampler's SampleResult of N rows. reward: [N] floats. Student rows: the
   sampler's left-padded prompt + the completion. teacher: None, or (contexts, has_hint)
-  from teacher_context_ids. Teacher rows: the context, left-padded to a power of two
-  >= CONTEXT_BUCKET and >= longest_context (default: the longest of these rows; processes
-  pass the longest of all), + the same completion tokens.
+  from teacher_context_ids. Teacher rows: the context, left-padded to a ladder size
+  (amrsd.buckets) >= CONTEXT_BUCKET and >= longest_context (default: the longest of these
+  rows; processes pass the longest of all), + the same completion tokens.
   """
   mask = result.completion_mask.astype(np.int32)
   completion = np.where(mask > 0, result.completion_ids, pad_id).astype(np.int32)
@@ -68,7 +70,7 @@ def build_batch(result, reward, pad_id, teacher=None, longest_context=None) -> d
   contexts, has_hint = teacher
   if longest_context is None:
     longest_context = max(map(len, contexts))
-  width = max(CONTEXT_BUCKET, 1 << (longest_context - 1).bit_length())
+  width = buckets.fit(longest_context, CONTEXT_BUCKET)
   ctx_ids = np.full((len(contexts), width), pad_id, np.int32)
   ctx_mask = np.zeros((len(contexts), width), np.int32)
   for row, ids in enumerate(contexts):

@@ -95,7 +95,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.rollout.top_p = 1.0
   # Prompt widths the sampler pads to (each compiles once). The student rows of the
   # update are this wide plus max_new_tokens, so a tight first bucket saves update time.
-  c.rollout.prompt_buckets = (48, 64, 128, 256, 512, 1024, 2048, 4096)
+  c.rollout.prompt_buckets = (48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
+                              3072, 4096)
   # auto | split | stacked: decode over per-layer copies of the block weights (split,
   # what XLA:CPU wants) or slices of the stacked ones (no copy); auto splits except on TPUs.
   c.rollout.decode_weights = "auto"

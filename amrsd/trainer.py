@@ -217,10 +217,15 @@ class Trainer:
     if method.teacher != "none" and teacher is None:  # annealed out, or no group with signal
       batch["has_hint"] = np.zeros(len(reward), np.float32)
     # Per row: reward, response length, clipped, student tokens the update reads
-    # (padding excluded); gathered so that host metrics cover every process.
+    # (padding excluded), response tokens where the teacher row differs from the student's
+    # (it must score the same tokens); gathered so that host metrics cover every process.
+    R = batch["response_mask"].shape[1]
+    differs = (batch["teacher_ids"][:, -R:] != batch["student_ids"][:, -R:]
+               if "teacher_ids" in batch else np.zeros_like(batch["response_mask"]))
     per_row = np.stack([reward, result.completion_mask.sum(axis=1),
                         [r == "length" for r in result.stop_reasons],
-                        batch["student_mask"].sum(axis=1)], axis=1)
+                        batch["student_mask"].sum(axis=1),
+                        (differs * batch["response_mask"]).sum(axis=1)], axis=1)
     per_row = distributed.gather(per_row.astype(np.float64)).reshape(-1, per_row.shape[1])
     all_hints = (distributed.gather(batch["has_hint"]).reshape(-1)
                  if "has_hint" in batch else None)
@@ -231,6 +236,9 @@ class Trainer:
       out = self.teacher_fn(self.params, batch, jnp.int32(k), self.copies.teacher_state(),
                             rows=rows)
       batch.update(jax.block_until_ready(out))
+      # The update reads the teacher's outputs, not its rows: without them its program does
+      # not depend on the context width, and a new width compiles only the teacher program.
+      batch.pop("teacher_ids", None), batch.pop("teacher_mask", None)
       times["time_teacher"] = time.perf_counter() - t_teacher
       host_stats["teacher_rows"] = float(rows * c.train.micro_batches)
       host_stats["teacher_rows_needed"] = float(np.asarray(teacher_lib.needed_rows(
@@ -250,7 +258,8 @@ class Trainer:
 
     metrics.update(host_stats)
     metrics.update(times)
-    all_reward, lengths, clipped, update_tokens = per_row.T
+    all_reward, lengths, clipped, update_tokens, mismatched = per_row.T
+    metrics["teacher_token_mismatch"] = float(mismatched.sum() / max(lengths.sum(), 1))
     metrics["reward_std"] = float(all_reward.std())
     metrics["response_length_max"] = float(lengths.max())
     metrics["response_clipped_fraction"] = float(clipped.mean())

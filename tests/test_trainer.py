@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from amrsd import config as config_lib
+from amrsd import buckets, config as config_lib
 from amrsd.metrics import read_metrics
 
 from tests.conftest import REPO
@@ -293,9 +293,9 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
     assert (row["hint_length_mean"] > 0) == (row["hints_made"] > 0)
     # The teacher runs on the hinted rows only (hints go to groups with signal alone).
     assert row["teacher_rows_needed"] == row["hints_made"]
-  # Its slots: the needed rows rounded up to a power of two, 0 without any.
+  # Its slots: the needed rows rounded up to a ladder size, 0 without any.
   needed = int(row["teacher_rows_needed"])
-  assert row["teacher_rows"] == (0 if needed == 0 else 1 << (needed - 1).bit_length())
+  assert row["teacher_rows"] == (0 if needed == 0 else buckets.fit(needed))
   assert row["time_teacher"] >= 0 and row["time_update"] > 0
   assert 0.0 <= row["hint_fraction"] <= 1.0
 

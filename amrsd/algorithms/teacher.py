@@ -8,8 +8,8 @@
 A row needs the teacher when it has a teacher context and its method can use it there
 (amrsd.algorithms.registry: AMR-SD and RLSD modulate the advantage, so not on groups
 whose advantages are all 0, nor once annealed to 0; docs/algorithms.md 3.1). The
-teacher program gathers those rows into a fixed number of slots (`rows`, a power of two
-the host picks, so it compiles a few times per run, not per step), runs the forward on
+teacher program gathers those rows into a fixed number of slots (`rows`, a ladder size
+(amrsd.buckets) the host picks, so it compiles a few times per run, not per step), runs the forward on
 them alone and scatters the result back to [N, ...] with zeros elsewhere. Being its own
 program, the trainer times it apart from the update (time_teacher).
 
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from amrsd import buckets
 from amrsd.algorithms import registry
 from amrsd.algorithms.advantages import group_advantages
 from amrsd.algorithms.config import AlgorithmConfig
@@ -48,7 +49,7 @@ def needed_rows(config: AlgorithmConfig, has_hint, rewards, step):
 
 def row_bucket(config: AlgorithmConfig, has_hint, rewards, step, micro_batches: int = 1) -> int:
   """Teacher slots per micro-batch for the teacher program: the most rows any micro-batch
-  needs, rounded up to a power of two (at most the micro-batch's rows); 0 when none.
+  needs, rounded up to a ladder size (amrsd.buckets; at most the micro-batch's rows); 0 when none.
 
   has_hint, rewards: [N] of the whole (global) batch, host arrays. step: int.
   """
@@ -56,7 +57,7 @@ def row_bucket(config: AlgorithmConfig, has_hint, rewards, step, micro_batches: 
                                 step))
   per_part = need.reshape(micro_batches, -1)
   most = int(per_part.sum(axis=1).max())
-  return 0 if most == 0 else min(1 << (most - 1).bit_length(), per_part.shape[1])
+  return 0 if most == 0 else min(buckets.fit(most), per_part.shape[1])
 
 
 def make_teacher_fn(graphdef, config: AlgorithmConfig, *, trainable=nnx.Param,

@@ -1,9 +1,9 @@
 """Batched KV-cache sampler: host side (prompts, buckets, stop strings, detokenization).
 
 Shapes are bucketed so that the jitted prefill and decode compile a bounded number of
-times: prompts are left-padded to the smallest prompt bucket that fits (powers of two
-from 64 by default), the number of prompts is padded to a row bucket (powers of two,
-times the mesh's batch shards), and the decode budget is max_new_tokens rounded up to a
+times: prompts are left-padded to the smallest prompt bucket that fits (64, 96, 128,
+192, ... by default), the number of prompts is padded to a row bucket (amrsd.buckets.fit:
+1, 2, 3, 4, 6, 8, 12, ..., times the mesh's batch shards), and the decode budget is max_new_tokens rounded up to a
 power of two (at least 16). A new call with prompts of similar length reuses the
 compiled programs; `Sampler.compile_count` counts how many were built.
 
@@ -28,10 +28,10 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from amrsd import distributed, sharding
+from amrsd import buckets, distributed, sharding
 from amrsd.sampling import decode as decode_lib
 
-DEFAULT_PROMPT_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096)
+DEFAULT_PROMPT_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 MIN_DECODE_BUDGET = 16
 BATCH_AXES = ("data", "fsdp")
 
@@ -254,12 +254,10 @@ class Sampler:
                      "to keep its last tokens, or build the Sampler with larger prompt_buckets")
 
   def _row_bucket(self, count):
-    """This process's rows: the smallest (its batch shards) * 2**k >= count, so rows split
-    evenly over the batch shards."""
-    batch = self._batch_shards // self._blocks
-    while batch < count:
-      batch *= 2
-    return batch
+    """This process's rows: its batch shards times a ladder size (amrsd.buckets), at least
+    count, so rows split evenly over the batch shards and prefill pads little."""
+    shards = self._batch_shards // self._blocks
+    return shards * buckets.fit(-(-count // shards))
 
   def _finish_rows(self, tokens, logprobs, mask, stops):
     """Applies stop strings in place; returns (texts, stop_reasons)."""

@@ -46,12 +46,14 @@ def test_needed_rows_follow_the_modulated_side_and_beta0():
   assert not np.asarray(off).any()
 
 
-def test_row_bucket_is_the_next_power_of_two_per_micro_batch():
+def test_row_bucket_is_the_next_ladder_size_per_micro_batch():
   sdpo = config("sdpo")
-  assert teacher_lib.row_bucket(sdpo, HINTS, REWARDS, 0) == 8       # 6 rows -> 8
-  assert teacher_lib.row_bucket(sdpo, HINTS, REWARDS, 0, micro_batches=2) == 4  # 3 and 3
-  assert teacher_lib.row_bucket(config("amrsd"), HINTS, REWARDS, 0) == 4        # 3 -> 4
-  assert teacher_lib.row_bucket(config("amrsd"), HINTS, REWARDS, 0, micro_batches=2) == 4
+  assert teacher_lib.row_bucket(sdpo, HINTS, REWARDS, 0) == 6       # 6 rows -> 6
+  assert teacher_lib.row_bucket(sdpo, HINTS, REWARDS, 0, micro_batches=2) == 3  # 3 and 3
+  assert teacher_lib.row_bucket(config("amrsd"), HINTS, REWARDS, 0) == 3        # 3 -> 3
+  assert teacher_lib.row_bucket(config("amrsd"), HINTS, REWARDS, 0, micro_batches=2) == 3
+  five = np.array([1, 1, 1, 1, 1, 0, 0, 0], np.float32)
+  assert teacher_lib.row_bucket(sdpo, five, REWARDS, 0) == 6                    # 5 -> 6
   assert teacher_lib.row_bucket(config("amrsd"), HINTS, REWARDS, 10) == 0
   assert teacher_lib.row_bucket(sdpo, np.zeros(8), REWARDS, 0) == 0
 
@@ -66,8 +68,8 @@ SPARSE = [1, 0, 0, 1, 0, 1, 0, 0]  # 2 rows per micro-batch of 4: 2 slots each
 
 
 @pytest.mark.parametrize("name, micro_batches, hints, slots", [
-    ("amrsd", 1, HINTS, 4), ("amrsd", 2, HINTS, 4), ("rlsd", 1, HINTS, 4),
-    ("sdpo", 1, HINTS, 8), ("sdpo", 2, SPARSE, 2), ("opsd", 1, SPARSE, 4)])
+    ("amrsd", 1, HINTS, 3), ("amrsd", 2, HINTS, 3), ("rlsd", 1, HINTS, 3),
+    ("sdpo", 1, HINTS, 6), ("sdpo", 2, SPARSE, 2), ("opsd", 1, SPARSE, 3)])
 def test_teacher_program_on_needed_rows_gives_the_in_step_update(split_tiny, name,
                                                                  micro_batches, hints, slots):
   graphdef, state = split_tiny

@@ -110,10 +110,13 @@ def test_compile_count_flat_across_new_prompts(sampler):
   sampler.generate(PROMPTS, max_new_tokens=10, temperature=0)
   compiled = sampler.compile_count
   assert compiled == 2  # one prefill, one decode loop
-  # Same buckets (prompt width 16, 4 rows, decode budget 16), new prompts and lengths.
-  sampler.generate([[3] * 9, [20, 21], [7] * 16, [5]], max_new_tokens=12, temperature=0)
+  # Same buckets (prompt width 16, 3 rows, decode budget 16), new prompts and lengths.
+  sampler.generate([[3] * 9, [20, 21], [7] * 16], max_new_tokens=12, temperature=0)
   sampler.generate([list(range(30, 42)), [9], [8, 8]], max_new_tokens=16, temperature=0)
   assert sampler.compile_count == compiled
+  sampler.generate([[9], [8, 8], [4], [5]], max_new_tokens=10, temperature=0)  # row bucket 4
+  assert sampler.compile_count == compiled + 2
+  compiled = sampler.compile_count
   sampler.generate([[3] * 20], max_new_tokens=10, temperature=0)  # next prompt bucket
   assert sampler.compile_count == compiled + 2
 
