@@ -11,6 +11,12 @@ from amrsd.algorithms.config import AlgorithmConfig
 from amrsd.algorithms.losses import masked_mean
 from amrsd.algorithms.schedules import anneal
 
+# |CIG| below this many nats is rounding, not information: the teacher and the update
+# compute log-probs in differently fused programs, so one context gives both the same
+# value only up to float32 rounding (~1e-7 nats; XLA's fusion choices vary with the CPU).
+# Far below any useful threshold (tau_pos, tau_neg ~0.1-0.2 nats).
+CIG_FLOOR = 1e-5
+
 
 def amrsd_token_advantages(adv, teacher_logp, baseline_logp, mask, has_hint, step,
                            config: AlgorithmConfig):
@@ -21,7 +27,8 @@ def amrsd_token_advantages(adv, teacher_logp, baseline_logp, mask, has_hint, ste
   trainer) or the sampler's logp_old (sampler). mask: [N, R] valid response tokens.
   has_hint: [N] 1 where the row has a teacher context. step: int32 scalar k.
 
-    CIG_t  = lT_t - b_t;  s = sign(A);  tau = tau_pos if s > 0 else tau_neg
+    CIG_t  = lT_t - b_t (0 where |lT_t - b_t| < CIG_FLOOR);  s = sign(A)
+    tau = tau_pos if s > 0 else tau_neg
     relu gate:          g_t = min(relu(s CIG_t - tau), kappa)
     rlsd_exp_clip gate: g_t = clip(exp(s CIG_t), 1 - eps_w, 1 + eps_w) - 1
     g_t = 0 on masked tokens, rows without hint, A == 0 and the sides not modulated
@@ -35,6 +42,7 @@ def amrsd_token_advantages(adv, teacher_logp, baseline_logp, mask, has_hint, ste
   c = config
   adv = jnp.asarray(adv, jnp.float32)
   cig = jax.lax.stop_gradient(teacher_logp - baseline_logp).astype(jnp.float32)
+  cig = jnp.where(jnp.abs(cig) < CIG_FLOOR, 0.0, cig)
   s = jnp.sign(adv)[:, None]
   if c.gate == "relu":
     tau = jnp.where(s > 0, c.tau_pos, c.tau_neg)

@@ -11,6 +11,7 @@ from amrsd.algorithms.config import AlgorithmConfig
 
 def _numpy_amrsd(adv, lt, lold, mask, hint, step, c):
   cig = lt.astype(np.float64) - lold
+  cig = np.where(np.abs(cig) < 1e-5, 0.0, cig)  # rounding between two programs: no gain
   s = np.sign(adv)[:, None]
   if c.gate == "relu":
     tau = np.where(s > 0, c.tau_pos, c.tau_neg)
@@ -152,3 +153,21 @@ def test_rlsd_without_mixing_is_exactly_grpo():
   adv, lt, lold, mask, hint = _inputs(2)
   got = np.asarray(rlsd_token_advantages(adv, lt, lold, mask, hint, 0, c)[0])
   assert np.array_equal(got, np.broadcast_to(adv[:, None], got.shape))
+
+
+def test_cig_under_the_rounding_floor_opens_no_gate():
+  """Two programs' log-probs of one context differ by float32 rounding only: with tau = 0
+  that must not count as gain (|CIG| < 1e-5 nats is 0); 1e-4 nats does count."""
+  c = AlgorithmConfig(name="amrsd", group_size=2, tau_pos=0.0, tau_neg=0.0)
+  adv = np.array([1.0, -1.0], np.float32)
+  base = np.full((2, 3), -2.0, np.float32)
+  mask, hint = np.ones((2, 3), np.float32), np.ones(2, np.float32)
+  for delta, opened in ((np.float32(3e-7), 0.0), (np.float32(1e-4), 1.0)):
+    teacher = base + np.array([[delta], [-delta]], np.float32)
+    out, stats = amrsd_token_advantages(adv, teacher, base, mask, hint, 0, c)
+    assert float(stats["gate_fraction"]) == opened, delta
+    expect, _, _ = _numpy_amrsd(adv, teacher, base, mask, hint, 0, c)
+    np.testing.assert_allclose(np.asarray(out), expect, rtol=1e-6)
+  teacher = base + np.float32(3e-7)
+  _, stats = amrsd_token_advantages(adv, teacher, base, mask, hint, 0, c)
+  assert float(stats["cig_mean_pos"]) == 0.0 and float(stats["cig_mean_neg"]) == 0.0
