@@ -98,10 +98,14 @@ def prefill(graphdef, state, prompt_ids, prompt_mask, *, n, budget, batch_shardi
 
 def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temperature, top_p,
            top_k, max_new_tokens, *, mode: DecodeMode, budget: int, eos_ids: tuple[int, ...],
-           pad_id: int):
+           pad_id: int, prompt_width: int | None = None):
   """Samples up to max_new_tokens tokens per row; stops early once every row is done.
 
-  cache, logits [R, V], lengths [R]: from `prefill`. active: [R] bool, False for
+  cache, logits [R, V], lengths [R]: from `prefill` (or, for a later turn of a
+  multi-turn episode, from `extend`: lengths = real tokens in the cache); tokens go into
+  slots from cache.index on. A sampled token enters the cache when the next step runs,
+  as a real slot only while its row was live, so a finished row's cache ends at its last
+  sampled token (the last step's token is not written). active: [R] bool, False for
   padding rows (done from the start). row_ids: [R] int32, key: a PRNG key; row r draws from
   fold_in(fold_in(key, row_ids[r]), step), so a row's samples depend on its id, not on
   the batch size, the padding or the process that holds it.
@@ -111,11 +115,15 @@ def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temper
   (temperature-1 log-softmax of each sampled token, 0 after the end), mask [R, budget]
   int32 (1 up to and including the EOS token), the number of steps run, and the final
   cache (returned so that a donated input cache is updated in place).
+  budget (static): columns of the outputs. prompt_width (static): the prompt's slots,
+  where the attention windows start; default the cache's slots less the budget.
   """
   model = nnx.merge(graphdef, state)
   layers = model.split_layers() if mode.split_weights else None
   rows = logits.shape[0]
-  width = cache.k[0].shape[2] - budget  # prompt slots
+  slots = cache.k[0].shape[2]
+  width = slots - budget if prompt_width is None else prompt_width
+  start = cache.index  # the slot step 1 writes
   row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, row_ids)
   eos = jnp.asarray(eos_ids, jnp.int32)
 
@@ -142,27 +150,28 @@ def decode(graphdef, state, cache, logits, lengths, active, row_ids, key, temper
 
   def segment(window):
     def cond(carry):
-      step, _, _, done, _ = carry
-      # Step s writes slot width + s - 1, which must lie inside the window.
-      return (step < max_new_tokens) & ~jnp.all(done) & (width + step <= window)
+      step, _, _, _, done, _ = carry
+      # Step s writes slot start + s - 1, which must lie inside the window.
+      return (step < max_new_tokens) & ~jnp.all(done) & (start + step <= window)
 
     def body(carry):
-      step, cache, token, done, buffers = carry
-      # The token sampled at step - 1 sits at RoPE position length + step - 1.
+      step, cache, token, live, done, buffers = carry
+      # The token sampled at step - 1 sits at RoPE position length + step - 1; it is a
+      # real slot only if its row was live when it was sampled.
       positions = (lengths + step - 1)[:, None]
-      hidden, cache = model.hidden_states(token[:, None], jnp.ones((rows, 1), jnp.int32),
+      hidden, cache = model.hidden_states(token[:, None], live[:, None].astype(jnp.int32),
                                           positions=positions, cache=cache, layers=layers,
                                           window=window)
       logits = model.unembed(hidden[:, 0])
       token, logp, new_done = pick(logits, step, done)
       buffers = record(buffers, step, token, logp, done)
-      return step + 1, cache, token, new_done, buffers
+      return step + 1, cache, token, ~done, new_done, buffers
     return cond, body
 
-  carry = (jnp.int32(1), cache, token, new_done, buffers)
-  for window in windows(width + budget, budget):
+  carry = (jnp.int32(1), cache, token, ~done, new_done, buffers)
+  for window in windows(slots, slots - width):
     carry = jax.lax.while_loop(*segment(window), carry)
-  steps, cache, _, _, (tokens, logprobs, mask) = carry
+  steps, cache, _, _, _, (tokens, logprobs, mask) = carry
   return tokens, logprobs, mask, steps, cache
 
 
@@ -214,3 +223,20 @@ def _constrain_cache(cache, batch_sharding):
   return dataclasses.replace(cache, k=tuple(batch_sharding(k, 0) for k in cache.k),
                              v=tuple(batch_sharding(v, 0) for v in cache.v),
                              mask=batch_sharding(cache.mask, 0))
+
+
+def extend(graphdef, state, cache, ids, mask, *, batch_sharding=None):
+  """Appends a chunk of tokens to every row's cache (a multi-turn episode's observation).
+
+  ids, mask: [R, C] int32, left-padded (a row with nothing to add is all padding).
+  Returns (cache, float32 logits [R, V] of the token after each row's chunk, int32 real
+  tokens per row in the cache), as `prefill` does for the prompt.
+  """
+  model = nnx.merge(graphdef, state)
+  hidden, cache = model.hidden_states(ids, mask, cache=cache)
+  logits = model.unembed(hidden[:, -1])  # left padding: a chunk's last token is the last column
+  lengths = jnp.sum(cache.mask, axis=1, dtype=jnp.int32)
+  if batch_sharding is not None:
+    cache = _constrain_cache(cache, batch_sharding)
+    logits, lengths = batch_sharding(logits, 0), batch_sharding(lengths, 0)
+  return cache, logits, lengths

@@ -113,7 +113,10 @@ class Sampler:
         static_argnames=("n", "budget"))
     self._decode = jax.jit(self._counted(functools.partial(
         decode_lib.decode, self._graphdef, eos_ids=self.eos_ids, pad_id=self.pad_id)),
-        static_argnames=("mode", "budget"), donate_argnames=("cache",))
+        static_argnames=("mode", "budget", "prompt_width"), donate_argnames=("cache",))
+    self._extend = jax.jit(self._counted(functools.partial(
+        decode_lib.extend, self._graphdef, batch_sharding=batch_sharding)),
+        donate_argnames=("cache",))
 
   def generate(self, prompts, *, max_new_tokens: int, temperature: float = 1.0,
                top_p: float = 1.0, top_k: int = 0, n: int = 1, seed=0,
@@ -189,6 +192,13 @@ class Sampler:
                         prompt_mask=np.repeat(mask[:count], n, axis=0),
                         completion_ids=tokens, completion_logprobs=logprobs,
                         completion_mask=out_mask, texts=texts, stop_reasons=reasons)
+
+  def session(self, prompts, *, max_tokens: int, seed=0):
+    """Multi-turn episodes on one KV cache (amrsd/sampling/session.py): turns and
+    observations appended in place, never re-prefilled. max_tokens: cache slots after
+    the prompt for all turns and observations."""
+    from amrsd.sampling.session import Session  # it builds on this module
+    return Session(self, prompts, max_tokens=max_tokens, seed=seed)
 
   def _agree_rows(self, count, longest):
     """(offset of this process's first prompt in the global batch, global prompt count,

@@ -1,0 +1,103 @@
+"""Sampler.session: multi-turn episodes on one KV cache against one plain forward."""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from amrsd import models
+from amrsd.sampling import Sampler
+from tests.conftest import tiny_config
+from tests.sampling.test_sampler import BUCKETS, PROMPTS, full_forward
+
+
+def play(sampler, observations, *, temperature, turns=3, tokens=6, seed=0):
+  """Runs `turns` turns with observations[t][row] appended after turn t."""
+  session = sampler.session(PROMPTS, max_tokens=128, seed=seed)
+  for t in range(turns):
+    session.generate(max_new_tokens=tokens, temperature=temperature)
+    if t < turns - 1:
+      session.extend(observations[t])
+  return session
+
+
+OBSERVATIONS = [[[70, 71], [72], [73, 74, 75, 76, 77]],
+                [[80], [81, 82, 83], [84, 85]]]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_policy_logprobs_equal_one_forward_over_the_episode(tiny_model, tiny_tokenizer,
+                                                            temperature):
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  out = play(sampler, OBSERVATIONS, temperature=temperature).trajectories()
+  argmax, logp = full_forward(tiny_model, out)
+  policy = out.policy_mask.astype(bool)
+  assert policy.sum() == 3 * 3 * 6  # no EOS from this model: every turn runs to its limit
+  np.testing.assert_allclose(out.completion_logprobs[policy], logp[policy], atol=1e-4)
+  if temperature == 0:
+    np.testing.assert_array_equal(out.completion_ids[policy], argmax[policy])
+  # The observations sit between the turns, carry no policy flag and no log-prob.
+  for row in range(3):
+    tokens = out.completion_ids[row][out.completion_mask[row] > 0].tolist()
+    assert tokens[6:6 + len(OBSERVATIONS[0][row])] == OBSERVATIONS[0][row]
+  assert (out.completion_logprobs[~policy] == 0).all()
+
+
+def test_rows_that_end_early_leave_no_gap(tiny_tokenizer):
+  # EOS-biased: rows end at different steps; the cache must hold each row's real tokens only.
+  model = models.Decoder(tiny_config(), rngs=nnx.Rngs(1))
+  model.embed[...] = model.embed[...].at[1].multiply(8.0)
+  sampler = Sampler(model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  session = sampler.session(PROMPTS, max_tokens=256, seed=0)
+  reasons = []
+  for t in range(4):
+    turn = session.generate(max_new_tokens=12, temperature=1.0)
+    reasons += turn.stop_reasons
+    session.extend([[60 + t, 61], [62], "hello"])
+  assert "eos" in reasons and "length" in reasons
+  out = session.trajectories()
+  _, logp = full_forward(model, out)
+  policy = out.policy_mask.astype(bool)
+  np.testing.assert_allclose(out.completion_logprobs[policy], logp[policy], atol=1e-4)
+
+
+def test_an_ended_episode_samples_nothing_more(tiny_model, tiny_tokenizer):
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  session = sampler.session(PROMPTS, max_tokens=64)
+  session.generate(max_new_tokens=4, temperature=1.0)
+  session.extend([[70], None, [71]])
+  turn = session.generate(max_new_tokens=4, temperature=1.0)
+  assert turn.stop_reasons[1] is None and turn.texts[1] == "" and turn.completion_mask[1].sum() == 0
+  assert turn.completion_mask[0].sum() == 4
+  out = session.trajectories()
+  assert out.policy_mask[1].sum() == 4 and out.completion_mask[1].sum() == 4
+  session.extend([None, None, None])
+  assert session.done
+  with pytest.raises(ValueError, match="every episode has ended"):
+    session.generate(max_new_tokens=4)
+
+
+def test_same_seed_same_episode_and_turns_differ(tiny_model, tiny_tokenizer):
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  a = play(sampler, OBSERVATIONS, temperature=1.0, seed=3).trajectories()
+  b = play(sampler, OBSERVATIONS, temperature=1.0, seed=3).trajectories()
+  np.testing.assert_array_equal(a.completion_ids, b.completion_ids)
+  c = play(sampler, OBSERVATIONS, temperature=1.0, seed=4).trajectories()
+  assert not np.array_equal(a.completion_ids, c.completion_ids)
+
+
+def test_misuse_is_refused_with_how_to_fix(tiny_model, tiny_tokenizer):
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  session = sampler.session(PROMPTS, max_tokens=16)
+  with pytest.raises(ValueError, match="needs 31"):
+    session.generate(max_new_tokens=32)
+  session.generate(max_new_tokens=8, temperature=0)
+  with pytest.raises(ValueError, match="call extend"):
+    session.generate(max_new_tokens=4)
+  with pytest.raises(ValueError, match="3 rows"):
+    session.extend([[1]])
+  with pytest.raises(ValueError, match="message list"):
+    session.extend([[{"role": "tool", "content": "x"}], [], []])
+  with pytest.raises(ValueError, match="slots left"):
+    session.extend([list(range(2, 30)), [], []])
+  with pytest.raises(ValueError, match="max_tokens"):
+    sampler.session(PROMPTS, max_tokens=0)
