@@ -155,7 +155,8 @@ class Session:
     s = self._sampler
     if len(chunks) != self.count:
       raise ValueError(f"Session.extend: {len(chunks)} chunks for {self.count} rows")
-    in_cache = np.asarray(jnp.sum(self.cache.mask, axis=1)) - self.prompt_mask.sum(axis=1)
+    in_cache = (np.asarray(jnp.sum(self.cache.mask, axis=1))[:self.count] -
+                self.prompt_mask.sum(axis=1))
     pieces = {}
     for row, chunk in enumerate(chunks):
       if chunk is None or not self.live[row]:

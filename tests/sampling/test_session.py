@@ -101,3 +101,15 @@ def test_misuse_is_refused_with_how_to_fix(tiny_model, tiny_tokenizer):
     session.extend([list(range(2, 30)), [], []])
   with pytest.raises(ValueError, match="max_tokens"):
     sampler.session(PROMPTS, max_tokens=0)
+
+
+def test_a_mesh_plays_the_same_episodes(tiny_model, tiny_tokenizer):
+  import jax
+  mesh = jax.make_mesh((2, 2, 2), ("data", "fsdp", "tensor"),
+                       axis_types=(jax.sharding.AxisType.Auto,) * 3)
+  plain = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  sharded = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS, mesh=mesh)
+  expected = play(plain, OBSERVATIONS, temperature=0).trajectories()
+  got = play(sharded, OBSERVATIONS, temperature=0).trajectories()
+  np.testing.assert_array_equal(got.completion_ids, expected.completion_ids)
+  np.testing.assert_allclose(got.completion_logprobs, expected.completion_logprobs, atol=1e-5)
