@@ -7,7 +7,9 @@ prompt 0 first), T = P + R student columns, T' = P' + R teacher columns:
   student_mask     [N, T]  int32  1 real token, 0 padding (prompt padding and response
                                   padding after EOS)
   response_mask    [N, R]  float32  1 on response tokens that count (up to and including
-                                  EOS); R = response_mask.shape[1], so the response
+                                  EOS; in a multi-turn episode the policy's tokens only,
+                                  the environment's are context with student_mask 1);
+                                  R = response_mask.shape[1], so the response
                                   starts at column T - R (no separate "start" key)
   logp_old         [N, R]  float32  sampler's log-probs of the response tokens (nats)
   rewards          [N]     float32  verifier rewards
@@ -50,19 +52,21 @@ def teacher_context_ids(result, teacher_messages, tokenizer):
 def build_batch(result, reward, pad_id, teacher=None, longest_context=None) -> dict:
   """Arrays for the train step (layout in the module docstring).
 
-  result: the sampler's SampleResult of N rows. reward: [N] floats. Student rows: the
-  sampler's left-padded prompt + the completion. teacher: None, or (contexts, has_hint)
+  result: the sampler's SampleResult of N rows, or multi-turn Trajectories
+  (amrsd.sampling.session: its policy_mask is the response_mask). reward: [N] floats.
+  Student rows: the sampler's left-padded prompt + the completion. teacher: None, or (contexts, has_hint)
   from teacher_context_ids. Teacher rows: the context, left-padded to a ladder size
   (amrsd.buckets) >= CONTEXT_BUCKET and >= longest_context (default: the longest of these
   rows; processes pass the longest of all), + the same completion tokens.
   """
   mask = result.completion_mask.astype(np.int32)
+  loss_mask = np.asarray(getattr(result, "policy_mask", mask)) * mask
   completion = np.where(mask > 0, result.completion_ids, pad_id).astype(np.int32)
   batch = {
       "student_ids": np.concatenate([result.prompt_ids, completion], axis=1).astype(np.int32),
       "student_mask": np.concatenate([result.prompt_mask, mask], axis=1).astype(np.int32),
-      "response_mask": mask.astype(np.float32),
-      "logp_old": np.where(mask > 0, result.completion_logprobs, 0.0).astype(np.float32),
+      "response_mask": loss_mask.astype(np.float32),
+      "logp_old": np.where(loss_mask > 0, result.completion_logprobs, 0.0).astype(np.float32),
       "rewards": np.asarray(reward, np.float32),
   }
   if teacher is None:

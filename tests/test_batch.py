@@ -51,3 +51,54 @@ def test_build_batch_aligns_teacher_and_student_responses():
 def test_build_batch_without_teacher_has_only_student_keys():
   batch = build_batch(_result(), [1.0, 0.0], 0)
   assert set(batch) == {"student_ids", "student_mask", "response_mask", "logp_old", "rewards"}
+
+
+def test_multi_turn_trajectories_train_on_the_policys_tokens_only():
+  """Environment tokens are context: in the student rows, out of the loss (docs: a
+  multi-turn episode's response region holds turns and observations)."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+
+  from amrsd import models
+  from amrsd.algorithms.config import AlgorithmConfig
+  from amrsd.algorithms.step import make_grad_fn
+  from amrsd.sampling.session import Trajectories
+  from tests.conftest import tiny_config
+
+  rng = np.random.default_rng(0)
+  rows, length = 4, 8
+  # Per row: 3 policy tokens, 2 observation tokens, 2 policy tokens, 1 padding.
+  policy = np.tile(np.array([1, 1, 1, 0, 0, 1, 1, 0], np.int32), (rows, 1))
+  mask = np.tile(np.array([1, 1, 1, 1, 1, 1, 1, 0], np.int32), (rows, 1))
+  traj = Trajectories(
+      prompt_ids=rng.integers(2, 128, (rows, 3)).astype(np.int32),
+      prompt_mask=np.ones((rows, 3), np.int32),
+      completion_ids=(rng.integers(2, 128, (rows, length)) * mask).astype(np.int32),
+      completion_mask=mask, policy_mask=policy,
+      completion_logprobs=np.zeros((rows, length), np.float32))
+  model = models.Decoder(tiny_config(), rngs=nnx.Rngs(0))
+  ids = np.concatenate([traj.prompt_ids, traj.completion_ids], axis=1)
+  logits = model(jnp.asarray(ids), jnp.asarray(np.concatenate([traj.prompt_mask, mask], 1)))
+  logp = jax.nn.log_softmax(logits[:, 2:-1], axis=-1)
+  traj.completion_logprobs = np.where(policy > 0, np.take_along_axis(
+      np.asarray(logp), traj.completion_ids[..., None], -1)[..., 0], 0).astype(np.float32)
+
+  rewards = np.array([1.0, 0.0, 0.0, 1.0], np.float32)
+  batch = build_batch(traj, rewards, 0)
+  np.testing.assert_array_equal(batch["response_mask"], policy)
+  np.testing.assert_array_equal(batch["student_mask"][:, 3:], mask)  # observations attended
+  graphdef, state = nnx.split(model)
+  grad_fn = make_grad_fn(graphdef, AlgorithmConfig(name="grpo", group_size=4))
+  grads, metrics = grad_fn(state, batch, 0)
+  # On-policy (ratio 1), token-mean: loss = -sum_i A_i n_i / sum_i n_i over policy tokens.
+  adv = (rewards - rewards.mean()) / (rewards.std(ddof=0) + 1e-6)
+  n = policy.sum(axis=1)
+  np.testing.assert_allclose(float(metrics["loss"]), -(adv * n).sum() / n.sum(), atol=1e-5)
+  assert float(metrics["response_length_mean"]) == 5.0
+  # Whatever old log-probs the observation tokens carry, the update is the same.
+  noisy = dict(batch, logp_old=np.where(policy > 0, batch["logp_old"], -9.0).astype(np.float32))
+  grads2, metrics2 = grad_fn(state, noisy, 0)
+  assert float(metrics2["loss"]) == float(metrics["loss"])
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(grads2)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
