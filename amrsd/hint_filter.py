@@ -13,9 +13,20 @@ depends on the verifier:
   its hard time limit. Spans are split at separators, so "40-42" and "(1,42)" contain 42.
 - mcq: the gold letter where it stands as an answer, never inside a word or as the
   article "A"; the gold option's text, case- and space-insensitive.
-- tooluse: a gold tool name (camelCase, snake_case or spaced) or a gold argument value.
+- tool calls (tooluse, tooluse_merged; bfcl, whose gold lists every possible value of each
+  argument; bfcl_multi_turn, whose gold is the call strings of every turn): a gold tool
+  name or a gold argument value (numbers >= MIN_TOOL_NUMBER, strings of MIN_TOOL_STRING
+  characters or more with a letter or digit). A name made of several words (snake_case,
+  camelCase, a dotted "module.function") counts anywhere, written with any case and any
+  "_", "-" or space between its words ("."/"_" or nothing between dotted parts, whose last
+  part also counts by itself). A name that is one plain word ("find", "sort", "cat", "tail")
+  is also an ordinary word of a hint, so it counts only where it stands as code: followed
+  by "(", in backticks or quotes, after call/use/run/invoke/execute/try, before
+  command/tool/function/method, or before a shell argument ("cd ..", "ls -a"); one without
+  a vowel ("cd", "ls", "mv", "wc") is no word and also counts anywhere in lower case.
 """
 
+import ast
 import fractions
 import functools
 import json
@@ -66,33 +77,38 @@ def leaks(hint: str, answers, sources=(), *, verifier: str = "math", ngram: int 
   """True when `hint` gives a gold answer away or copies a source.
 
   answers: every gold form, or one (math: the answer; mcq: the letter and the option's
-  text; tooluse: the gold calls, e.g. the JSON list of {"Action", "Action_Input"}).
-  sources: texts the hint must not copy: max_copied of its distinct ngram-token n-grams
-  found in one source is a copy. verifier: the verifier's name; "mcq" and "tooluse" have
-  their own rules, every other name is numeric (math).
+  text; tool calls: the gold calls, e.g. the JSON list of {"Action", "Action_Input"} or
+  gold_answers' {"name", "arguments"} dicts). sources: texts the hint must not copy:
+  max_copied of its distinct ngram-token n-grams found in one source is a copy.
+  verifier: the verifier's name; "mcq" and the tool-call verifiers (_RULES) have their
+  own rules, every other name is numeric (math).
   """
   if not isinstance(hint, str):
     raise TypeError(f"leaks: hint must be str, got {type(hint).__name__}")
   if isinstance(answers, (str, dict)):
     answers = [answers]
   answers = [a for a in answers if a is not None]
-  if verifier == "mcq":
-    leaked = _states_choice(hint, answers)
-  elif verifier == "tooluse":
-    leaked = _states_tool_call(hint, answers)
-  else:
-    leaked = _states_math_answer(hint, answers)
-  return leaked or copies(hint, sources, ngram=ngram, max_copied=max_copied)
+  states_gold = _RULES.get(verifier, _states_math_answer)
+  return states_gold(hint, answers) or copies(hint, sources, ngram=ngram,
+                                              max_copied=max_copied)
 
 
-def gold_answers(record: dict, verifier: str) -> list[str]:
+def gold_answers(record: dict, verifier: str) -> list:
   """Every gold form of a record: its answer; for mcq also the gold option's text, read
   from record["options"] (a list or a letter -> text dict) or from the problem's
-  "B: text" / "(B) text" lines."""
-  answer = str(record.get("answer", "")).strip()
-  if verifier != "mcq" or not answer:
-    return [answer] if answer else []
-  letter = answer.strip("()").upper()
+  "B: text" / "(B) text" lines; for bfcl and bfcl_multi_turn the gold calls as
+  {"name", "arguments"} dicts (bfcl: every possible value of an argument in a list;
+  bfcl_multi_turn: the call strings of every turn parsed, positional arguments keyed by
+  their position; a call string that does not parse stays a plain value)."""
+  answer = record.get("answer")
+  if answer is None or not str(answer).strip():
+    return []
+  forms = _GOLD_FORMS.get(verifier)
+  return forms(answer, record) if forms else [str(answer).strip()]
+
+
+def _choice_golds(answer, record: dict) -> list[str]:
+  letter = str(answer).strip().strip("()").upper()
   options = record.get("options") or record.get("choices")
   if isinstance(options, dict):
     text = options.get(letter)
@@ -104,6 +120,67 @@ def gold_answers(record: dict, verifier: str) -> list[str]:
                      str(record.get("problem", "")))
     text = line.group(1) if line else None
   return [letter] + ([str(text)] if text else [])
+
+
+def _bfcl_calls(answer) -> list:
+  """Gold calls of BFCL's single-turn ground truth, [{function_name: {argument: [possible
+  values]}}] (or its JSON); calls already read ({"name", ...}) stay as they are."""
+  answer = _json(answer)
+  if isinstance(answer, str):
+    return [answer.strip()] if answer.strip() else []
+  calls = []
+  for item in answer if isinstance(answer, list) else [answer]:
+    if isinstance(item, dict) and not {"name", "Action"} & set(item):
+      calls += [{"name": str(name), "arguments": arguments} for name, arguments in item.items()]
+    elif item is not None:
+      calls.append(item)
+  return calls
+
+
+def _call_strings(answer) -> list:
+  """Gold calls of BFCL's multi-turn ground truth, a list per turn of call strings
+  ("cd(folder='x')"), or its JSON; calls already read stay as they are."""
+  answer = _json(answer)
+  if isinstance(answer, str):
+    return [_parse_call(answer)] if answer.strip() else []
+  calls = []
+  for item in answer if isinstance(answer, list) else [answer]:
+    if isinstance(item, (list, str)):
+      calls += _call_strings(item)
+    elif item is not None:
+      calls.append(item)
+  return calls
+
+
+def _json(answer):
+  if not isinstance(answer, str):
+    return answer
+  try:
+    return json.loads(answer)
+  except ValueError:
+    return answer
+
+
+def _parse_call(text: str):
+  """{"name", "arguments"} of a Python call string ("math.factorial(number=5)",
+  "sort('a.txt')"), arguments read with ast.literal_eval (their source text where they are
+  not literals); the text itself when it is not one call."""
+  try:
+    node = ast.parse(text.strip(), mode="eval").body
+  except (SyntaxError, ValueError):
+    return text
+  if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Name, ast.Attribute)):
+    return text
+  arguments = {str(k): _literal(a) for k, a in enumerate(node.args)}
+  arguments.update({kw.arg or "**": _literal(kw.value) for kw in node.keywords})
+  return {"name": ast.unparse(node.func), "arguments": arguments}
+
+
+def _literal(node):
+  try:
+    return ast.literal_eval(node)
+  except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    return ast.unparse(node)
 
 
 def copies(hint: str, sources, *, ngram: int = 8, max_copied: float = 0.5) -> bool:
@@ -371,17 +448,60 @@ def _states_tool_call(hint: str, answers) -> bool:
   names, values = set(), []
   for answer in answers:
     _collect_calls(answer, names, values)
-  if any(contains_phrase(hint, name) for name in names):
+  if any(states_tool_name(hint, name) for name in names):
     return True
   for value in values:
     number = _rational(_unsigned(str(value)))
     if number is not None:
       if number >= MIN_TOOL_NUMBER and _states_number(hint, str(value)):
         return True
-    elif len(text := str(value).strip()) >= MIN_TOOL_STRING and contains_phrase(
-        hint, text, case_sensitive=len(text) <= 3):
+    # A value without a letter or digit ("..", "--") is punctuation to a hint ("Hmm...").
+    elif (len(text := str(value).strip()) >= MIN_TOOL_STRING and re.search(r"[^\W_]", text)
+          and contains_phrase(hint, text, case_sensitive=len(text) <= 3)):
       return True
   return False
+
+
+# Where a one-word tool name ("find", "sort") stands as code rather than as a word.
+_CALL_VERB = (r"(?:call(?:s|ed|ing)?|use[sd]?|runs?|ran|invok(?:e[sd]?|ing)|"
+              r"execut(?:e[sd]?|ing)|tr(?:y|ies|ied))")
+_TOOL_NOUN = r"(?:command|tool|function|method|api|utility|endpoint)s?(?![\w'’-])"
+_SHELL_ARGUMENT = r"[ \t]+(?:--?[A-Za-z]|\.\.?(?=[/\s,;:?!)]|$)|~?/\w)"
+_QUOTES = ("''", '""', "‘’", "“”")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*")
+
+
+def states_tool_name(hint: str, name: str) -> bool:
+  """Whether a hint names a tool (the rule in the module docstring): a name of several
+  words anywhere, in any spelling ("getAxolotlFacts" in "call get_axolotl_facts",
+  "math.factorial" in "use math_factorial"); a one-word name only as code."""
+  parts = [p for p in name.strip().split(".") if p.strip()]
+  if not parts:
+    return False
+  if len(parts) == 1 and _PLAIN_WORD.fullmatch(word := parts[0].strip()):
+    # Without a vowel ("cd", "ls", "mv", "wc") it is no English word: anywhere, in lower case.
+    return _states_word_as_code(hint, word) or (
+        not re.search(r"[aeiouy]", word, re.IGNORECASE) and
+        re.search(rf"(?<![\w.-]){re.escape(word.lower())}(?![\w-])", hint) is not None)
+  words = [re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\sA-Za-z\d_-]", p) for p in parts]
+  if not all(words):
+    return False
+  pattern = r"(?:[ \t]*[._][ \t]*)?".join(r"[\s_\-]*".join(map(re.escape, w)) for w in words)
+  if re.search(rf"(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9])", hint, re.IGNORECASE):
+    return True
+  return len(parts) > 1 and states_tool_name(hint, parts[-1])
+
+
+def _states_word_as_code(hint: str, word: str) -> bool:
+  name = rf"(?<![\w.]){re.escape(word)}(?![\w'’-])"
+  if re.search(rf"{name}\s*\(|\b{_CALL_VERB}\s+{name}|{name}\s+{_TOOL_NOUN}|"
+               rf"{name}{_SHELL_ARGUMENT}|"
+               + "|".join(rf"{re.escape(a)}{re.escape(word)}{re.escape(b)}" for a, b in _QUOTES),
+               hint, re.IGNORECASE):
+    return True
+  return any(re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w-])", span.group(2), re.IGNORECASE)
+             for span in _CODE_SPAN.finditer(hint))
 
 
 def _collect_calls(answer, names: set, values: list):
@@ -434,3 +554,18 @@ def contains_phrase(text: str, phrase: str, *, case_sensitive: bool = False) -> 
   pattern = (r"(?<![A-Za-z0-9])" + r"[\s_\-]*".join(map(re.escape, tokens)) +
              r"(?![A-Za-z0-9])")
   return re.search(pattern, text, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+# The leak rules and the gold forms per verifier name; other names are numeric (math).
+def _tool_rule(read_calls):
+  """The tool-call rule on golds read by read_calls (one gold -> its calls)."""
+  return lambda hint, answers: _states_tool_call(
+      hint, [call for answer in answers for call in read_calls(answer)])
+
+
+_RULES = {"mcq": _states_choice,
+          "tooluse": _states_tool_call, "tooluse_merged": _states_tool_call,
+          "bfcl": _tool_rule(_bfcl_calls), "bfcl_multi_turn": _tool_rule(_call_strings)}
+_GOLD_FORMS = {"mcq": _choice_golds,
+               "bfcl": lambda answer, record: _bfcl_calls(answer),
+               "bfcl_multi_turn": lambda answer, record: _call_strings(answer)}

@@ -96,6 +96,35 @@ DOMAIN_TEMPLATES = {
     },
 }
 DOMAIN_TEMPLATES["tooluse_merged"] = DOMAIN_TEMPLATES["bfcl"] = DOMAIN_TEMPLATES["tooluse"]
+# A multi-turn tool episode (amrsd.envs "bfcl_multi_turn"): {problem} is the first user
+# request, {attempt} and {peer} the end of an episode's transcript ("assistant: [calls]",
+# "tool <call>: <result>", "user: <next request>"), {feedback} the checker's words on the
+# first wrong turn (its state differs, a call is missing).
+_EPISODE = ("First request of the episode:\n{problem}\n\n"
+            "End of your episode (your calls, the tools' results, the next requests):\n"
+            "{attempt}\n\n")
+DOMAIN_TEMPLATES["bfcl_multi_turn"] = {
+    "reflect_with_peer": (
+        _EPISODE +
+        "The checker said: {feedback}\n\n"
+        "The end of an episode that passed, shown only to you:\n{peer}\n\n"
+        "Compare the two episodes at the turn the checker names. Write at most three short "
+        "Socratic questions that lead there: what the state had to be before acting (the "
+        "current directory, a login, what exists already), which tool result the attempt "
+        "did not read, which part of the request it left out, which values the user gave. "
+        + _TOOL_RULE),
+    "reflect_with_feedback": (
+        _EPISODE +
+        "The checker said: {feedback}\n\n"
+        "In at most three sentences, point to the request of that turn and to the tools' "
+        "results before it: what did the user ask for that the state after the turn does "
+        "not show, and what had to be true before the first call? " + _TOOL_RULE),
+    "reflect_success": (
+        _EPISODE +
+        "This episode passed. In at most two sentences, say what made each turn work (the "
+        "state checked before acting, the results read, every part of a request done), "
+        "without repeating the calls."),
+}
 
 
 def reflection_templates(verifier: str) -> dict[str, str]:

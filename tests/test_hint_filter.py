@@ -2,6 +2,7 @@
 (docs/algorithms.md 3.1). Each case is (hint, gold forms)."""
 
 import json
+import types
 
 import pytest
 
@@ -185,3 +186,142 @@ def test_an_undecided_comparison_counts_as_a_leak(monkeypatch):
 def test_bad_hint_type_is_a_clear_error():
   with pytest.raises(TypeError, match="hint must be str"):
     reflection.leaks(None, ["42"])
+
+
+# BFCL single turn: the ground truth lists every possible value of each argument.
+TRIANGLE = json.dumps([{"calculate_triangle_area": {"base": [10], "height": [5],
+                                                    "unit": ["units", ""]}}])
+FACTORIAL = json.dumps([{"math.factorial": {"number": [5]}}])
+SPOTIFY = json.dumps([{"spotify.play": {"artist": ["Taylor Swift"], "duration": [20]}},
+                      {"spotify.play": {"artist": ["Maroon 5"], "duration": [15]}}])
+WEATHER = json.dumps([{"get_current_weather": {"location": ["Boston, MA", "Boston"],
+                                               "unit": ["", "fahrenheit"], "live": ["", True]}}])
+BFCL_LEAKS = [
+    ("Use calculate_triangle_area.", TRIANGLE), ("Did you calculate triangle area?", TRIANGLE),
+    ("calculateTriangleArea takes it.", TRIANGLE), ("Is the base ten?", TRIANGLE),
+    ("Call math.factorial.", FACTORIAL), ("Try math_factorial.", FACTORIAL),
+    ("Would factorial(...) do?", FACTORIAL), ("Use spotify.play twice.", SPOTIFY),
+    ("Did you call play for each artist?", SPOTIFY), ("Is Maroon 5 in your calls?", SPOTIFY),
+    ("What about Taylor Swift?", SPOTIFY), ("Play it for fifteen minutes?", SPOTIFY),
+    ("Boston?", WEATHER), ("Did you ask for Fahrenheit?", WEATHER),
+    ("Use get current weather.", WEATHER),
+]
+BFCL_PASSES = [
+    ("Which parameter holds the base, and which the height?", TRIANGLE),
+    ("Is the unit optional?", WEATHER), ("Is it true that live data is optional?", WEATHER),
+    ("What is the factorial of the number the user gave?", FACTORIAL),
+    ("Which math function computes a factorial?", FACTORIAL),
+    ("How long should each song play?", SPOTIFY), ("Did you make one call per artist?", SPOTIFY),
+    ("Which city did the user name, and in which scale?", WEATHER),
+]
+
+
+@pytest.mark.parametrize("hint, answer", BFCL_LEAKS)
+def test_bfcl_names_and_every_possible_value_are_rejected(hint, answer):
+  golds = hint_filter.gold_answers({"answer": answer}, "bfcl")
+  assert reflection.leaks(hint, golds, [], verifier="bfcl")
+  assert reflection.leaks(hint, answer, [], verifier="bfcl")  # the raw ground truth too
+
+
+@pytest.mark.parametrize("hint, answer", BFCL_PASSES)
+def test_bfcl_pointers_without_the_calls_pass(hint, answer):
+  golds = hint_filter.gold_answers({"answer": answer}, "bfcl")
+  assert not reflection.leaks(hint, golds, [], verifier="bfcl")
+  assert not reflection.leaks(hint, answer, [], verifier="bfcl")
+
+
+def test_bfcl_gold_answers_are_calls_with_every_possible_value():
+  assert hint_filter.gold_answers({"answer": SPOTIFY}, "bfcl") == [
+      {"name": "spotify.play", "arguments": {"artist": ["Taylor Swift"], "duration": [20]}},
+      {"name": "spotify.play", "arguments": {"artist": ["Maroon 5"], "duration": [15]}}]
+  names, values = set(), []
+  for call in hint_filter.gold_answers({"answer": WEATHER}, "bfcl"):
+    hint_filter._collect_calls(call, names, values)
+  assert names == {"get_current_weather"}
+  assert values == ["Boston, MA", "Boston", "", "fahrenheit", ""]  # True dropped; "" unchecked
+
+
+# BFCL multi turn: the ground truth calls of every turn (multi_turn_base_0 and _14).
+FILES = json.dumps([
+    ["cd(folder='document')", "mkdir(dir_name='temp')",
+     "mv(source='final_report.pdf', destination='temp')"],
+    ["cd(folder='temp')", "grep(file_name='final_report.pdf',pattern='budget analysis')"],
+    ["sort('final_report.pdf')"],
+    ["cd(folder='..')", "mv(source='previous_report.pdf',destination='temp')",
+     "cd(folder='temp')", "diff(file_name1='final_report.pdf',file_name2='previous_report.pdf')"]])
+REPORT = json.dumps([
+    ["cd(folder='ResearchDocs')", "find(path='.',name='report.csv')"],
+    ["grep(file_name='report.csv',pattern='Quarterly Financial Overview')"],
+    ["tail(file_name='report.csv',lines=5)"],
+    ["message_login(user_id='USR001')", "add_contact(user_name='John Levy')",
+     "send_message(receiver_id='USR005',message='Latest Quarter Performance has been well.')"]])
+MULTI_TURN_LEAKS = [
+    ("Call find(...) before the grep.", REPORT), ("use `find`", REPORT),
+    ("Run find with the file's name.", REPORT), ("Use the find command first.", REPORT),
+    ("Did you try sort on the report?", FILES), ("Is 'sort' the right tool?", FILES),
+    ("Did you cd first?", FILES), ("Go back up with cd .. before the second move.", FILES),
+    ("Log in with message_login first.", REPORT), ("Did you sendMessage?", REPORT),
+    ("Did you add contact before messaging?", REPORT), ("Is USR005 the receiver?", REPORT),
+    ("Was John Levy added?", REPORT), ("Show the last five lines.", REPORT),
+    ("Did you search for budget analysis?", FILES), ("Is final_report.pdf in temp?", FILES),
+    ("Look in ResearchDocs.", REPORT), ("Did you diff(...) the two reports?", FILES),
+]
+MULTI_TURN_PASSES = [
+    ("Did you find the file first?", REPORT),
+    ("Sort out which directory you are in before moving anything.", FILES),
+    ("Look at the tail end of the file, not its start.", REPORT),
+    ("Which folder are you in before the move?", FILES),
+    ("Hmm... which directory holds the older report?", FILES),
+    ("Compare the two files before you write anything.", FILES),
+    ("How many lines did the user ask for?", REPORT),
+    ("Is a contact needed before you message someone?", REPORT),
+    ("Did you log in before sending?", REPORT),
+    ("The checker says turn 2 left the state different: what did that request change?", FILES),
+]
+
+
+@pytest.mark.parametrize("hint, answer", MULTI_TURN_LEAKS)
+def test_multi_turn_calls_in_disguise_are_rejected(hint, answer):
+  golds = hint_filter.gold_answers({"answer": answer}, "bfcl_multi_turn")
+  assert reflection.leaks(hint, golds, [], verifier="bfcl_multi_turn")
+  assert reflection.leaks(hint, answer, [], verifier="bfcl_multi_turn")
+
+
+@pytest.mark.parametrize("hint, answer", MULTI_TURN_PASSES)
+def test_multi_turn_ordinary_words_that_are_tool_names_pass(hint, answer):
+  golds = hint_filter.gold_answers({"answer": answer}, "bfcl_multi_turn")
+  assert not reflection.leaks(hint, golds, [], verifier="bfcl_multi_turn")
+  assert not reflection.leaks(hint, answer, [], verifier="bfcl_multi_turn")
+
+
+def test_multi_turn_gold_answers_parse_the_call_strings():
+  record = {"answer": json.dumps([["cd(folder='..')", "sort('a.txt')"],
+                                  ["post_tweet(content='Hi', tags=['#a', '#b'], mentions=[])",
+                                   "math.factorial(number=x)", "not a call ("]])}
+  assert hint_filter.gold_answers(record, "bfcl_multi_turn") == [
+      {"name": "cd", "arguments": {"folder": ".."}},
+      {"name": "sort", "arguments": {"0": "a.txt"}},
+      {"name": "post_tweet", "arguments": {"content": "Hi", "tags": ["#a", "#b"], "mentions": []}},
+      {"name": "math.factorial", "arguments": {"number": "x"}},
+      "not a call ("]
+  assert hint_filter.gold_answers({"answer": ""}, "bfcl_multi_turn") == []
+
+
+def test_reflect_rejects_a_multi_turn_hint_that_names_a_call():
+  record = {"problem": "Move 'final_report.pdf' within document directory to 'temp'.",
+            "answer": FILES}
+  asked = []
+
+  def generate(requests, attempt):
+    asked.append(len(requests))
+    hint = ["Call mkdir before mv.", "Does the target directory exist yet?"][attempt]
+    return types.SimpleNamespace(texts=[hint] * len(requests),
+                                 stop_reasons=["eos"] * len(requests))
+
+  packets = [reflection.Packet(False, feedback="turn 1 of 4: wrong state"),
+             reflection.Packet(True)]
+  completions = ["[mv(source='x')]", "[cd(folder='document')]"]
+  hints, stats = reflection.reflect(generate, [record], completions, packets, 2,
+                                    rewards=[0.0, 1.0], verifier="bfcl_multi_turn")
+  assert hints[0] == "Does the target directory exist yet?"
+  assert stats.hints_rejected == 2 and asked == [2, 2]
