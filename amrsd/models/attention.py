@@ -27,10 +27,12 @@ import jax.numpy as jnp
 CHOICES = ("auto", "xla", "chunked", "cudnn", "splash")
 # Finite, so that a fully masked row gives a uniform average instead of NaN.
 MASKED = -1e30
-# On CPU, `auto` switches from xla to chunked at this many keys: above it, one layer's
-# float32 scores of a 9-head SmolLM2 row pass 150 MB, and the blockwise loop costs little
-# next to the matmuls of that many tokens.
-CPU_CHUNKED_FROM = 2048
+# On CPU, `auto` switches from xla to chunked at this many query x key scores per head
+# (2048 x 2048): above it, one layer's float32 scores of a 9-head SmolLM2 row pass 150 MB,
+# and the blockwise loop costs little next to the matmuls of that many tokens. A short
+# append to a long cache (a multi-turn observation: ~100 queries, ~5k keys) stays below
+# it; chunked would pad its queries to a whole block and run ~3x slower.
+CPU_CHUNKED_FROM = 2048 * 2048
 
 
 def check_choice(name: str) -> str:
@@ -39,11 +41,12 @@ def check_choice(name: str) -> str:
   return name
 
 
-def resolve(name: str, dtype, *, cached: bool, keys: int) -> str:
-  """The implementation that `name` means on this backend, for a forward over `keys` slots.
+def resolve(name: str, dtype, *, cached: bool, keys: int, queries: int) -> str:
+  """The implementation that `name` means on this backend, for a forward of `queries`
+  tokens over `keys` slots.
 
   auto: cudnn on GPUs in bfloat16/float16 (chunked in float32), splash on TPUs, xla on
-  CPU below CPU_CHUNKED_FROM keys and chunked from there. The kernels have no cache
+  CPU below CPU_CHUNKED_FROM scores (queries x keys) and chunked from there. The kernels have no cache
   path: with a cache (prefill) they fall back to chunked. An explicit kernel on a backend
   without it is an error.
   """
@@ -55,7 +58,7 @@ def resolve(name: str, dtype, *, cached: bool, keys: int) -> str:
     elif backend == "tpu":
       name = "splash"
     else:
-      name = "chunked" if keys >= CPU_CHUNKED_FROM else "xla"
+      name = "chunked" if queries * keys >= CPU_CHUNKED_FROM else "xla"
   elif name == "cudnn" and (backend != "gpu" or not half):
     raise ValueError(f"attention='cudnn' needs a GPU and bfloat16/float16 activations "
                      f"(backend {backend}, dtype {jnp.dtype(dtype).name})")

@@ -213,7 +213,7 @@ class Decoder(nnx.Module):
       offset = cache.index
     implementation = "xla" if cache is not None and T == 1 else attention_lib.resolve(
         attention_lib.check_choice(self.attention), x.dtype, cached=cache is not None,
-        keys=key_mask.shape[1])
+        keys=key_mask.shape[1], queries=T)
 
     inv_freq = rope_frequencies(c)
 

@@ -120,12 +120,15 @@ def test_an_invalid_attention_name_is_refused_with_the_choices():
 
 def test_auto_picks_xla_on_short_and_chunked_on_long_cpu_inputs():
   assert jax.default_backend() == "cpu"
-  assert attention_lib.resolve("auto", jnp.float32, cached=False, keys=512) == "xla"
-  assert attention_lib.resolve("auto", jnp.float32, cached=False, keys=4096) == "chunked"
+  assert attention_lib.resolve("auto", jnp.float32, cached=False, keys=512, queries=512) == "xla"
+  assert attention_lib.resolve("auto", jnp.float32, cached=False, keys=4096,
+                               queries=4096) == "chunked"
+  # A short append to a long cache: few scores, no block padding.
+  assert attention_lib.resolve("auto", jnp.float32, cached=True, keys=6144, queries=96) == "xla"
   with pytest.raises(ValueError, match="needs a GPU"):
-    attention_lib.resolve("cudnn", jnp.bfloat16, cached=False, keys=512)
+    attention_lib.resolve("cudnn", jnp.bfloat16, cached=False, keys=512, queries=512)
   with pytest.raises(ValueError, match="needs a TPU"):
-    attention_lib.resolve("splash", jnp.bfloat16, cached=False, keys=512)
+    attention_lib.resolve("splash", jnp.bfloat16, cached=False, keys=512, queries=512)
 
 
 def test_splash_masking_matches_xla_in_pallas_interpret_mode(monkeypatch):
