@@ -79,7 +79,9 @@ class Session:
     for row, tokens in enumerate(token_lists):
       ids[row, self.width - len(tokens):], mask[row, self.width - len(tokens):] = tokens, 1
     self.prompt_ids, self.prompt_mask = ids[:self.count], mask[:self.count]
-    self.live = np.arange(batch) < self.count
+    # Per batch row: the episode it plays (-1: padding) and whether that episode goes on.
+    self.episode = np.where(np.arange(batch) < self.count, np.arange(batch), -1)
+    self.live = self.episode >= 0
     self.key = sampler_lib._as_key(seed)
     self.turns = 0
     # Per row, everything after the prompt: token ids, policy flags, log-probs.
@@ -99,7 +101,12 @@ class Session:
 
   @property
   def done(self) -> bool:
-    return not self.live[:self.count].any()
+    return not self.live.any()
+
+  @property
+  def batch_rows(self) -> int:
+    """Rows the next turn computes: a ladder size (amrsd.buckets) of the live episodes."""
+    return len(self.live)
 
   def generate(self, *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                top_k: int = 0) -> Turn:
@@ -120,18 +127,27 @@ class Session:
     mode = decode_lib.DecodeMode(greedy=temperature == 0,
                                  filtered=temperature > 0 and (top_k > 0 or top_p < 1),
                                  split_weights=s.split_weights)
-    rows = len(self.live)
-    row_ids = np.arange(rows, dtype=np.int32)
-    live = self.live.copy()
+    self._free_ended_rows()
+    # A row draws from its episode's key (decode's row_ids), so freeing rows changes no sample.
+    row_ids = np.maximum(self.episode, 0).astype(np.int32)
     tokens, logprobs, mask, steps, self.cache = s._decode(
-        s._current_state(), self.cache, self.logits, self.lengths, s._put_batch(live),
+        s._current_state(), self.cache, self.logits, self.lengths, s._put_batch(self.live),
         s._put_batch(row_ids), jax.random.fold_in(self.key, self.turns),
         jnp.float32(temperature if temperature > 0 else 1.0), jnp.float32(top_p),
         jnp.int32(top_k), jnp.int32(max_new_tokens), mode=mode, budget=budget,
         prompt_width=self.width)
     self.index += int(steps) - 1
-    tokens, logprobs, mask = (np.array(a)[:self.count, :max_new_tokens]
-                              for a in (tokens, logprobs, mask))
+    # Back to episode order; an ended episode's row is all padding.
+    live = np.zeros(self.count, bool)
+    by_episode = []
+    for a in (tokens, logprobs, mask):
+      a = np.array(a)[:, :max_new_tokens]
+      out = np.zeros((self.count, max_new_tokens), a.dtype)
+      for row, episode in enumerate(self.episode):
+        if self.live[row]:
+          out[episode], live[episode] = a[row], True
+      by_episode.append(out)
+    tokens, logprobs, mask = by_episode
     texts, reasons = s._finish_rows(tokens, logprobs, mask, ())
     for row in range(self.count):
       if not live[row]:
@@ -148,32 +164,36 @@ class Session:
   def extend(self, chunks) -> None:
     """Appends each live row's observation and readies the next turn.
 
-    chunks: one item per row: token ids, or a string (tokenized without special tokens),
+    chunks: one item per episode: token ids, or a string (tokenized without special tokens),
     or [] (nothing to add: the next turn goes on after the last), or None (the episode
     ends; the row samples nothing more).
     """
     s = self._sampler
     if len(chunks) != self.count:
       raise ValueError(f"Session.extend: {len(chunks)} chunks for {self.count} rows")
-    in_cache = (np.asarray(jnp.sum(self.cache.mask, axis=1))[:self.count] -
-                self.prompt_mask.sum(axis=1))
+    row_of = {int(e): row for row, e in enumerate(self.episode) if self.live[row]}
+    filled = np.asarray(jnp.sum(self.cache.mask, axis=1))
     pieces = {}
-    for row, chunk in enumerate(chunks):
-      if chunk is None or not self.live[row]:
+    for episode, chunk in enumerate(chunks):
+      row = row_of.get(episode)
+      if row is None:  # ended before
+        continue
+      if chunk is None:
         self.live[row] = False
         continue
       if not isinstance(chunk, str) and len(chunk) and isinstance(chunk[0], dict):
-        raise ValueError(f"Session.extend: chunks[{row}] is a message list; render it to "
+        raise ValueError(f"Session.extend: chunks[{episode}] is a message list; render it to "
                          "text or token ids first (the chat template's turn markers)")
-      added = s._encode(chunk, row) if len(chunk) else []
+      added = s._encode(chunk, episode) if len(chunk) else []
       # The last turn's final token (sampled, never fed) goes first.
-      pieces[row] = self.tokens[row][int(in_cache[row]):] + added
+      in_cache = int(filled[row]) - int(self.prompt_mask[episode].sum())
+      pieces[row] = self.tokens[episode][in_cache:] + added
       if not pieces[row]:
-        raise ValueError(f"Session.extend: chunks[{row}] adds nothing and the row's "
+        raise ValueError(f"Session.extend: chunks[{episode}] adds nothing and the row's "
                          "last token is already in the cache; give it an observation")
-      self.tokens[row] += added
-      self.policy[row] += [0] * len(added)
-      self.logprobs[row] += [0.0] * len(added)
+      self.tokens[episode] += added
+      self.policy[episode] += [0] * len(added)
+      self.logprobs[episode] += [0.0] * len(added)
     self._ready = True
     if not pieces:
       return
@@ -189,6 +209,23 @@ class Session:
     self.cache, self.logits, self.lengths = s._extend(
         s._current_state(), self.cache, s._put_batch(ids), s._put_batch(mask))
     self.index += width
+
+  def _free_ended_rows(self):
+    """Once the live episodes fit a smaller row bucket, keeps only their rows of the
+    cache, logits and lengths (a gather on the batch axis): turns stop computing rows
+    of ended episodes. Extra rows of the new bucket repeat a live one, marked ended."""
+    keep = np.flatnonzero(self.live)
+    rows = self._sampler._row_bucket(len(keep))
+    if rows >= len(self.live):
+      return
+    index = np.concatenate([keep, np.full(rows - len(keep), keep[0])])
+    take = lambda a: a[jnp.asarray(index)]
+    c = self.cache
+    self.cache = type(c)(k=tuple(map(take, c.k)), v=tuple(map(take, c.v)), mask=take(c.mask),
+                         index=c.index)
+    self.logits, self.lengths = take(self.logits), take(self.lengths)
+    self.episode = np.where(np.arange(rows) < len(keep), self.episode[index], -1)
+    self.live = np.arange(rows) < len(keep)
 
   def trajectories(self) -> Trajectories:
     """Every row's episode so far (the prompt, then its turns and observations)."""

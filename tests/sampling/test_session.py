@@ -76,6 +76,32 @@ def test_an_ended_episode_samples_nothing_more(tiny_model, tiny_tokenizer):
     session.generate(max_new_tokens=4)
 
 
+def test_ended_episodes_free_their_rows_and_change_no_sample(tiny_model, tiny_tokenizer):
+  """Three episodes take 3 rows; once two have ended, turns run on one row. Episode
+  0 samples the same tokens as in a session where the others go on."""
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
+  runs = []
+  for ended in (True, False):
+    session = sampler.session(PROMPTS, max_tokens=128, seed=5)
+    rows = []
+    for t in range(3):
+      session.generate(max_new_tokens=6, temperature=1.0)
+      rows.append(session.batch_rows)
+      end = ended and t >= 1
+      session.extend([[70 + t], None if end else [71], None if end else [72]])
+    runs.append((session.trajectories(), rows))
+  (freed, freed_rows), (kept, kept_rows) = runs
+  assert freed_rows == [3, 3, 1] and kept_rows == [3, 3, 3]
+  assert freed.policy_mask[1].sum() == freed.policy_mask[2].sum() == 12
+  n = kept.completion_mask[0].sum()
+  np.testing.assert_array_equal(freed.completion_ids[0, :n], kept.completion_ids[0, :n])
+  np.testing.assert_allclose(freed.completion_logprobs[0, :n], kept.completion_logprobs[0, :n],
+                             atol=1e-5)
+  _, logp = full_forward(tiny_model, freed)
+  policy = freed.policy_mask.astype(bool)
+  np.testing.assert_allclose(freed.completion_logprobs[policy], logp[policy], atol=1e-4)
+
+
 def test_same_seed_same_episode_and_turns_differ(tiny_model, tiny_tokenizer):
   sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
   a = play(sampler, OBSERVATIONS, temperature=1.0, seed=3).trajectories()
