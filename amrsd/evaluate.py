@@ -29,10 +29,17 @@ _CHECKPOINT = flags.DEFINE_string(
 _BENCHMARKS = flags.DEFINE_list(
     "benchmarks", ["gsm8k"], "Names of the shipped sets (aime24, aime25, amc23, hmmt25_feb, "
     "hmmt25_nov, math500, gsm8k, sciknoweval_<biology|chemistry|material|physics>, tooluse), "
-    "bfcl:<category> (one category per name) or .jsonl/.jsonl.gz/.parquet paths.")
+    "bfcl:<category> (one category per name), bfcl_mt:<category> (multi-turn episodes, "
+    "played) or .jsonl/.jsonl.gz/.parquet paths.")
 _SAMPLES = flags.DEFINE_integer("samples", 1, "k samples per problem.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.6, "0 = greedy (then use --samples=1).")
-_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer.")
+_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 512, "Tokens per answer; for "
+                                       "episodes, cache slots per episode.")
+_MAX_TURNS = flags.DEFINE_integer("max_turns", None, "Episodes: assistant messages at most "
+                                  "(default: the config's rollout.max_turns).")
+_TOKENS_PER_TURN = flags.DEFINE_integer("max_tokens_per_turn", None, "Episodes: tokens of one "
+                                        "assistant message (default: the config's "
+                                        "rollout.max_tokens_per_turn).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Problems per sampler call (times "
                                    "--samples rows); lower it when memory is short.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each (0 = all).")
@@ -76,6 +83,12 @@ def evaluate():
   from amrsd import run_setup, scoring
   config, step = run_config(_CHECKPOINT.value, _CONFIG.value)
   template = run_setup.task_template(config)
+  if (any(name.startswith("bfcl_mt:") for name in _BENCHMARKS.value) and
+      (_TOKENS_PER_TURN.value or config.rollout.max_tokens_per_turn) > _MAX_NEW_TOKENS.value):
+    raise ValueError(f"an episode's message can be longer than the episode: --max_tokens_per_"
+                     f"turn (or the config's rollout.max_tokens_per_turn) is more than "
+                     f"--max_new_tokens={_MAX_NEW_TOKENS.value}; lower it or raise "
+                     "--max_new_tokens")
   sets = {name: scoring.resolve_benchmark(name, _DATA_DIR.value, verifier=config.data.verifier,
                                           template=template, dataset=config.data.dataset)
           for name in _BENCHMARKS.value}
@@ -88,12 +101,15 @@ def evaluate():
   if step is not None:
     nnx.update(model, restore_params(_CHECKPOINT.value, step, abstract_like(nnx.state(model))))
   sampler = Sampler(model, tokenizer)
+  episodes = scoring.EpisodeLimits(_MAX_TURNS.value or config.rollout.max_turns,
+                                   _TOKENS_PER_TURN.value or config.rollout.max_tokens_per_turn)
   results = {}
   for name, (records, verifier, template) in sets.items():
     results[name] = scoring.evaluate_records(
         sampler, records[:_LIMIT.value or None], verifier, template=template,
-        samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value, temperature=_TEMPERATURE.value, seed=config.seed,
-        batch_size=_BATCH_SIZE.value)
+        samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
+        temperature=_TEMPERATURE.value, seed=config.seed, batch_size=_BATCH_SIZE.value,
+        episodes=episodes)
   k = _SAMPLES.value
   width = max(len("benchmark"), *map(len, results))
   print(f"{'benchmark':<{width}} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")

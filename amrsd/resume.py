@@ -12,8 +12,9 @@ import json
 from amrsd.algorithms import registry
 
 # Dotted field names, or section prefixes ending in ".", that change the run's meaning.
-MEANING = ("algorithm.", "rollout.group_size", "model.path", "model.dtype", "train.trainable",
-           "train.top_layers", "train.lora_rank", "train.lora_alpha", "train.lora_targets",
+MEANING = ("algorithm.", "rollout.group_size", "rollout.max_turns", "model.path",
+           "model.dtype", "train.trainable", "train.top_layers", "train.lora_rank",
+           "train.lora_alpha", "train.lora_targets",
            "data.", "prompts.", "seed", "reflection.hint_source", "reflection.teacher_context")
 _ABSENT = "<absent>"
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from amrsd import config as config_lib
 from amrsd import data as data_lib
 from amrsd import models, prompts, sharding
 from amrsd.optimizer import float32_master, freeze_layers
@@ -27,13 +28,17 @@ def load_policy(config, mesh=None):
   """(model, tokenizer, trainable nnx filter) for config.model and config.train.
 
   The model is loaded in config.model.dtype (placed on `mesh` when given), with the
-  run's remat policy, layer scan, frozen bottom blocks or LoRA adapters.
+  run's remat policy, layer scan, frozen bottom blocks or LoRA adapters; the tokenizer
+  with config.model.chat_template when one is given.
   """
   path = config.model.path or models.default_model_path()
   dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
   model, tokenizer = models.load(path, dtype=dtype, mesh=mesh)
   if tokenizer is None:
     raise ValueError(f"{path}: the model folder has no tokenizer files; a policy needs one")
+  if config.model.chat_template:
+    with open(config_lib.chat_template_path(config.model.chat_template)) as f:
+      tokenizer.chat_template = f.read()
   model.remat = config.model.remat
   model.scan_layers = config.model.scan_layers
   model.attention = config.model.attention

@@ -1,16 +1,28 @@
 """Per-problem scoring on held-out sets, shared by the trainer, evaluate and compare.
 
 `score_records` samples answers and grades them: the raw [problems, samples] matrix the
-comparison's confidence intervals resample. `evaluate_records` reduces it to avg@k and
-pass@k. `resolve_benchmark` turns a shipped set's name or a file path into (records,
-verifier, prompt template).
+comparison's confidence intervals resample. Records of an environment (an "env" field,
+e.g. BFCL's multi-turn episodes) are played as episodes and graded by their result.
+`evaluate_records` reduces it to avg@k and pass@k. `resolve_benchmark` turns a shipped
+set's name or a file path into (records, verifier, prompt template).
 """
 
+import dataclasses
 import os
 
+import jax
 import numpy as np
 
-from amrsd import data, distributed, prompts, rewards
+from amrsd import data, distributed, envs, prompts, rewards
+from amrsd.envs import rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeLimits:
+  """How environment records are played (the run's rollout.max_turns and
+  rollout.max_tokens_per_turn; max_new_tokens is the whole episode's budget)."""
+  max_turns: int = 8
+  max_tokens_per_turn: int = 128
 
 def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
   """(records, verifier, template) of a shipped set's name, "bfcl:<category>" (every row of
@@ -26,9 +38,13 @@ def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
     return data.load_benchmark(name), spec.verifier, spec.template
   if name.startswith("bfcl:"):  # ships inside bfcl-eval: every row, BFCL's own prompt
     return list(data.open_dataset(name, split="all")), "bfcl", "{problem}"
+  if name.startswith("bfcl_mt:"):  # episodes, scored by the environment's result
+    return list(data.open_dataset(name, split="all")), "bfcl_multi_turn", "{problem}"
   if not name.endswith(data.FILE_SUFFIXES):
     raise ValueError(f"unknown benchmark {name!r}; the shipped sets are "
-                     f"{', '.join(data.BENCHMARKS)}, BFCL's are bfcl:<category>; files end in {'/'.join(data.FILE_SUFFIXES)}")
+                     f"{', '.join(data.BENCHMARKS)}, BFCL's are bfcl:<category> and "
+                     f"bfcl_mt:<category> (multi-turn episodes); files end in "
+                     f"{'/'.join(data.FILE_SUFFIXES)}")
   path = os.path.join(data_dir or "", name)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"benchmark file {path} not found (relative paths are read under "
@@ -37,13 +53,19 @@ def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
-                  seed, batch_size=64) -> np.ndarray:
+                  seed, batch_size=64, episodes=EpisodeLimits()) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
   records: dicts with "problem" and "answer" (and "system", used when present). verifier:
   a name for amrsd.rewards.verify_batch. With several processes, records are this
-  process's share.
+  process's share. Records with an "env" are episodes of that environment, played by
+  amrsd.envs.rollout.play within `episodes`' limits and max_new_tokens cache slots (one
+  process only), correct when the environment's reward is >= 0.5.
   """
+  if records and records[0].get("env"):
+    return _score_episodes(sampler, records, samples=samples, max_new_tokens=max_new_tokens,
+                           temperature=temperature, seed=seed, batch_size=batch_size,
+                           limits=episodes)
   # With several processes each scores its own records; generate is a collective, so
   # every process runs the same number of chunks (some possibly empty).
   chunks = int(distributed.gather(-(-len(records) // batch_size)).max())
@@ -58,6 +80,22 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
     verdicts = rewards.verify_batch(verifier, result.texts,
                                     [chunk[i // samples] for i in range(len(result.texts))])
     rows.append(np.array([v.reward >= 0.5 for v in verdicts], bool).reshape(len(chunk), samples))
+  return np.concatenate(rows)
+
+
+def _score_episodes(sampler, records, *, samples, max_new_tokens, temperature, seed,
+                    batch_size, limits):
+  if jax.process_count() > 1:
+    raise ValueError("environment episodes are scored on one process (sampler sessions); "
+                     "evaluate them from a single-host run")
+  rows = []
+  for start in range(0, len(records), batch_size):
+    chunk = records[start:start + batch_size]
+    games = [envs.make(chunk[i // samples]["env"], chunk[i // samples],
+                       max_turns=limits.max_turns) for i in range(len(chunk) * samples)]
+    out = rollout.play(sampler, games, max_tokens_per_turn=limits.max_tokens_per_turn,
+                       max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    rows.append(np.array([v.reward >= 0.5 for v in out.verdicts], bool).reshape(-1, samples))
   return np.concatenate(rows)
 
 

@@ -24,20 +24,21 @@ from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import (distributed, divergence, prompts, reflection, resume, rewards, rng, sharding,
-                   workdir_lock)
+from amrsd import (distributed, divergence, envs, prompts, reflection, resume, rewards, rng,
+                   sharding, workdir_lock)
 from amrsd.algorithms import registry
 from amrsd.algorithms import teacher as teacher_lib
 from amrsd.algorithms.step import init_opt_state, make_train_step
 from amrsd.batch import build_batch, teacher_context_ids
 from amrsd.checkpointing import Checkpointer, abstract_like
 from amrsd.data import oracle
+from amrsd.envs import rollout as env_rollout
 from amrsd.metrics import MetricsWriter, read_metrics
 from amrsd.plot import plot_runs
 from amrsd.rewards.registry import validate_name
 from amrsd.run_setup import load_policy, make_optimizer, open_sources, task_template
 from amrsd.sampling import Sampler
-from amrsd.scoring import evaluate_records
+from amrsd.scoring import EpisodeLimits, evaluate_records
 from amrsd.teacher_weights import WeightCopies
 
 
@@ -72,9 +73,11 @@ class Trainer:
         print(line, file=sys.stderr, flush=True)
 
     # Cheap checks first: a bad verifier name or data file fails before the model loads.
-    self.verifier = config.data.verifier
-    validate_name(self.verifier)
+    # With an environment its name picks the leak rules and reflection templates.
+    self.verifier = config.data.env or validate_name(config.data.verifier)
     train_source, eval_source = open_sources(config)
+    for source in (train_source, eval_source):
+      _check_env(config, source)
 
     self.mesh = sharding.make_mesh(config.mesh.shape)
     # Everything below is built under the mesh, as is every training step (train()).
@@ -82,6 +85,10 @@ class Trainer:
       # With several processes each takes its block of every batch's prompts (all read the
       # same pipeline, so its state is the same everywhere) and of the held-out set.
       self.block, self.blocks = sharding.row_block(self.mesh)
+      if config.data.env and self.blocks > 1:
+        raise ValueError(f"config.data.env={config.data.env!r}: multi-turn episodes run on one "
+                         f"process (sampler sessions), but this run has {self.blocks}; run it "
+                         "on one host")
       if config.rollout.prompts_per_step % self.blocks:
         raise ValueError(f"config.rollout.prompts_per_step={config.rollout.prompts_per_step} must "
                          f"be a multiple of the {self.blocks} processes")
@@ -175,27 +182,50 @@ class Trainer:
   def rollouts(self) -> "Rollouts":
     """The step's prompts, sampled groups and verdicts (advances the data pipeline)."""
     c, k = self.config, self.step
+    records = self._local(next(self.pipeline))
+    seed = rng.stream(c.seed, k, "rollout")
+    if c.data.env:
+      return self._play(records, seed=seed)
     times = {}
     t0 = time.perf_counter()
-    records = self._local(next(self.pipeline))
     result = self.sampler.generate(
         [r["prompt_ids"] for r in records], n=c.rollout.group_size,
         max_new_tokens=c.rollout.max_new_tokens, temperature=c.rollout.temperature,
-        top_p=c.rollout.top_p, seed=rng.stream(c.seed, k, "rollout"))
+        top_p=c.rollout.top_p, seed=seed)
     times["time_sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     row_records = [records[i // c.rollout.group_size] for i in range(len(result.texts))]
     verdicts = rewards.verify_batch(self.verifier, result.texts, row_records)
-    reward = np.array([v.reward for v in verdicts], np.float32)
     times["time_verify"] = time.perf_counter() - t0
-    return Rollouts(records, result, reward, [v.feedback for v in verdicts], times)
+    return Rollouts(records, result, np.array([v.reward for v in verdicts], np.float32),
+                    [v.feedback for v in verdicts], result.texts,
+                    [r == "length" for r in result.stop_reasons], times)
+
+  def _play(self, records, *, seed) -> "Rollouts":
+    """Rollouts as episodes of config.data.env: rollout.group_size episodes per record,
+    played together on one sampler session (amrsd.envs.rollout)."""
+    c = self.config
+    G = c.rollout.group_size
+    t0 = time.perf_counter()
+    episodes = [envs.make(c.data.env, records[i // G], max_turns=c.rollout.max_turns)
+                for i in range(len(records) * G)]
+    out = env_rollout.play(self.sampler, episodes,
+                           max_tokens_per_turn=c.rollout.max_tokens_per_turn,
+                           max_tokens=c.rollout.max_new_tokens,
+                           temperature=c.rollout.temperature, top_p=c.rollout.top_p, seed=seed)
+    # The environments' steps and checks run inside play: one time for the whole episode.
+    times = {"time_sample": time.perf_counter() - t0}
+    return Rollouts(records, out.trajectories,
+                    np.array([v.reward for v in out.verdicts], np.float32),
+                    [v.feedback for v in out.verdicts], out.texts, out.clipped, times,
+                    out.metrics)
 
   def learn(self, rollouts: "Rollouts") -> dict:
     """Reflection, teacher and update on one step's rollouts; returns the step's metrics."""
     c, k = self.config, self.step
     records, result, reward = rollouts.records, rollouts.result, rollouts.reward
-    times = dict(rollouts.times)
+    texts, times = rollouts.texts, dict(rollouts.times)
     method = registry.get(c.algorithm.name)
     # Every process's rewards, in batch order: whether any row can use a teacher is
     # decided on the whole batch, so that processes agree (reflection is a collective).
@@ -204,7 +234,7 @@ class Trainer:
         self.algo, np.ones_like(all_reward), all_reward, k)).any())
 
     t0 = time.perf_counter()
-    teacher, host_stats = self._teacher_messages(records, result.texts, reward,
+    teacher, host_stats = self._teacher_messages(records, texts, reward,
                                                  rollouts.feedback, k, active=teacher_on)
     times["time_reflect"] = time.perf_counter() - t0
 
@@ -223,8 +253,7 @@ class Trainer:
     differs = (batch["teacher_ids"][:, -R:] != batch["student_ids"][:, -R:]
                if "teacher_ids" in batch else np.zeros_like(batch["response_mask"]))
     per_row = np.stack([reward, result.completion_mask.sum(axis=1),
-                        [r == "length" for r in result.stop_reasons],
-                        batch["student_mask"].sum(axis=1),
+                        rollouts.clipped, batch["student_mask"].sum(axis=1),
                         (differs * batch["response_mask"]).sum(axis=1)], axis=1)
     per_row = distributed.gather(per_row.astype(np.float64)).reshape(-1, per_row.shape[1])
     all_hints = (distributed.gather(batch["has_hint"]).reshape(-1)
@@ -257,6 +286,7 @@ class Trainer:
     self.copies.after_update(self.params)
 
     metrics.update(host_stats)
+    metrics.update(rollouts.metrics)
     metrics.update(times)
     all_reward, lengths, clipped, update_tokens, mismatched = per_row.T
     metrics["teacher_token_mismatch"] = float(mismatched.sum() / max(lengths.sum(), 1))
@@ -326,13 +356,14 @@ class Trainer:
   def evaluate(self) -> dict:
     c = self.config
     tokens = c.eval.max_new_tokens if c.eval.max_new_tokens > 0 else c.rollout.max_new_tokens
+    # Environment records are played as episodes within the rollouts' limits.
+    common = dict(template=task_template(c), samples=1, max_new_tokens=tokens,
+                  episodes=EpisodeLimits(c.rollout.max_turns, c.rollout.max_tokens_per_turn))
     greedy = evaluate_records(self.sampler, self.eval_records, self.verifier,
-                              template=task_template(c), samples=1,
-                              max_new_tokens=tokens, temperature=0.0, seed=0)
+                              temperature=0.0, seed=0, **common)
     sampled = evaluate_records(self.sampler, self.eval_records, self.verifier,
-                               template=task_template(c), samples=1,
-                               max_new_tokens=tokens, temperature=c.rollout.temperature,
-                               seed=rng.stream(c.seed, self.step, "eval"))
+                               temperature=c.rollout.temperature,
+                               seed=rng.stream(c.seed, self.step, "eval"), **common)
     self.last_eval = {"eval_accuracy": greedy["avg@1"], "eval_accuracy_sampled": sampled["avg@1"]}
     return self.last_eval
 
@@ -410,10 +441,28 @@ class Trainer:
 class Rollouts:
   """One step's sampled groups and verdicts, this process's rows (Trainer.rollouts)."""
   records: list          # prompt records, one per group
-  result: object         # the sampler's SampleResult, rows group-major
+  # The sampler's SampleResult, or with data.env the episodes' Trajectories
+  # (amrsd.sampling.session); rows group-major.
+  result: object
   reward: np.ndarray     # [rows] float32
   feedback: list         # the verifier's feedback per row
+  texts: list            # what reflection reads per row: the completion, or the episode
+  clipped: list          # per row: cut at the token limit
   times: dict            # time_sample, time_verify (s)
+  metrics: dict = dataclasses.field(default_factory=dict)  # the environment's, per step
+
+
+def _check_env(config, source):
+  """A source's records are episodes of config.data.env exactly when it is set."""
+  env, given = config.data.env, source[0].get("env") or ""
+  if env == given:
+    return
+  if env:
+    raise ValueError(f"config.data.env={env!r}, but {source!r} (config.data.task="
+                     f"{config.data.task!r}) gives single prompts; use episodes of that "
+                     "environment, e.g. config.data.task='bfcl_mt:base'")
+  raise ValueError(f"{source!r} (config.data.task={config.data.task!r}) gives episodes of the "
+                   f"environment {given!r}; set config.data.env={given!r} to play them")
 
 
 def _reflection_metrics(rstats, rows):

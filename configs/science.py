@@ -22,6 +22,7 @@ the method.
 """
 
 from amrsd import prompts
+from amrsd import config as config_lib
 from amrsd.config import METHODS, default_config
 
 
@@ -41,7 +42,7 @@ def get_config(variant="amrsd"):
   c.data.verifier = "mcq"
   c.prompts.task = "{problem}"            # the answer format is in each row's system prompt
   c.prompts.update(prompts.reflection_templates("mcq"))
-  scale_to(c, scale)
+  config_lib.scale_to(c, scale)
   c.data.max_prompt_tokens = 512 if scale == "cpu" else 1024  # SMILES make some prompts long
   # CPU: room for a short <reasoning> and the <answer>; paper: long chains of thought.
   c.rollout.max_new_tokens = 96 if scale == "cpu" else 4096
@@ -50,30 +51,3 @@ def get_config(variant="amrsd"):
     c.eval.every_steps = 50
     c.eval.size = 256
   return c
-
-
-def scale_to(c, scale):
-  """Shapes shared by the domain recipes (configs/tooluse.py loads this too): "cpu" =
-  SmolLM2-135M, 4 prompts x 4 samples, top 4 blocks trained, 6 steps; "" = paper scale."""
-  if scale == "cpu":
-    c.rollout.group_size = 4
-    c.rollout.prompts_per_step = 4
-    c.train.steps = 6
-    c.train.trainable = "top_layers"      # about 40 % faster per step on 2 cores
-    c.train.learning_rate = 5e-5
-    c.checkpoint.every_steps = 3
-    c.eval.size = 16
-    return
-  c.model.path = "checkpoints/Qwen3-8B"   # a local HF folder; nothing is downloaded
-  c.model.dtype = "bfloat16"
-  c.model.remat = "full"
-  c.algorithm.eps_hi = 0.28               # DAPO clip-higher
-  c.reflection.hint_max_tokens = 128
-  c.reflection.hint_granularity = "rollout"
-  c.rollout.group_size = 8
-  c.rollout.prompts_per_step = 32
-  c.train.learning_rate = 1e-6
-  c.train.warmup_steps = 10
-  c.checkpoint.every_steps = 25
-  c.checkpoint.keep = 3
-  c.mesh.shape = (1, -1, 1)               # FSDP over every chip

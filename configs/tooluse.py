@@ -21,9 +21,7 @@ CPU: SmolLM2-135M-Instruct on bfcl:simple (the shortest prompts), 4 prompts x 4 
 64 new tokens, 6 steps: runs end to end in minutes.
 """
 
-import importlib.util
-import os
-
+from amrsd import config as config_lib
 from amrsd import prompts
 from amrsd.config import METHODS, default_config
 
@@ -41,7 +39,7 @@ def get_config(variant="amrsd"):
   c.data.verifier = "bfcl"
   c.prompts.task = "{problem}"            # BFCL's system prompt holds the tools and format
   c.prompts.update(prompts.reflection_templates("bfcl"))
-  _science().scale_to(c, scale)
+  config_lib.scale_to(c, scale)
   if scale == "cpu":
     c.data.task = "bfcl:simple"           # the shortest prompts: one function's documentation
   c.data.max_prompt_tokens = 768 if scale == "cpu" else 4096  # parallel_multiple: many tools
@@ -52,11 +50,3 @@ def get_config(variant="amrsd"):
     c.eval.size = 100
   return c
 
-
-def _science():
-  """configs/science.py, for the scale presets the domain recipes share."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "science.py")
-  spec = importlib.util.spec_from_file_location("amrsd_science_recipe", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module

@@ -71,12 +71,34 @@ def test_every_algorithm_field_is_settable_from_the_command_line():
     ("algorithm.rlsd_anneal_steps", 0, "config.algorithm.rlsd_anneal_steps=0 must be >= 1"),
     ("eval.max_new_tokens", 0, "must be > 0, or -1"),
     ("mesh.shape", (1, 1), "must be 3 sizes"),
+    ("data.env", "chess", "config.data.env='chess' is not valid; choose one of bfcl_multi_turn"),
+    ("rollout.max_turns", 0, "config.rollout.max_turns=0 must be > 0"),
+    ("model.chat_template", "/no/such/template.jinja",
+     "config.model.chat_template='/no/such/template.jinja' is neither a file nor a template "
+     "shipped"),
 ])
 def test_validate_names_the_field_and_the_legal_values(field, value, message):
   config = config_lib.default_config()
   section, name = field.split(".")
   config[section][name] = value
   with pytest.raises(ValueError, match=message):
+    config_lib.validate(config)
+
+
+def test_an_episode_turn_larger_than_the_episode_is_refused():
+  config = config_lib.default_config()
+  config.data.env = "bfcl_multi_turn"
+  config.rollout.max_new_tokens, config.rollout.max_tokens_per_turn = 64, 128
+  with pytest.raises(ValueError, match="max_tokens_per_turn=128 is more than the episode's "
+                                       "budget config.rollout.max_new_tokens=64"):
+    config_lib.validate(config)
+  config.rollout.max_new_tokens, config.eval.max_new_tokens = 512, 64
+  with pytest.raises(ValueError, match="budget config.eval.max_new_tokens=64"):
+    config_lib.validate(config)
+  config.eval.max_new_tokens = -1
+  config.data.env, config.reflection.hint_source = "bfcl_multi_turn", "oracle"
+  config.rollout.max_tokens_per_turn = 64
+  with pytest.raises(ValueError, match="environments have no oracle hint writer"):
     config_lib.validate(config)
 
 
@@ -148,3 +170,19 @@ def test_cli_refuses_a_bad_config_in_one_line_before_loading_anything(flag, mess
   assert "Traceback" not in out.stderr
   lines = [l for l in out.stderr.splitlines() if l.startswith("amrsd.train:")]
   assert len(lines) == 1, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("recipe", ["science", "tooluse", "multiturn"])
+@pytest.mark.parametrize("variant", ["amrsd", "grpo", "sdpo_cpu", "amrsd_cpu"])
+def test_domain_recipes_pass_validation(recipe, variant):
+  import importlib.util
+  from tests.conftest import REPO
+  spec = importlib.util.spec_from_file_location(recipe, REPO / "configs" / f"{recipe}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(variant)
+  config_lib.validate(config)
+  assert config.algorithm.name == variant.split("_")[0]
+  if recipe == "multiturn":
+    assert config.data.env == "bfcl_multi_turn" and config.data.task.startswith("bfcl_mt:")
+    assert "reflect_with_feedback" in config.prompts  # the episode's own hint prompts

@@ -42,6 +42,24 @@ def test_unknown_benchmark_and_missing_file_are_named(tmp_path):
   assert "none.jsonl not found" in line
 
 
+def test_multiturn_episodes_are_played_and_scored(tmp_path):
+  """bfcl_mt:<category>: each episode played by the policy (here the tiny random model,
+  which calls nothing and fails every episode) and scored by BFCL's checker."""
+  from tests.envs.conftest import save_tiny_episode_model
+  folder = save_tiny_episode_model(tmp_path / "tiny")
+  common = ("--benchmarks=bfcl_mt:base,bfcl_mt:miss_func", "--limit=2", "--samples=2",
+            f"--config.model.path={folder}", "--max_turns=2", "--temperature=1.0")
+  out = _run("amrsd.evaluate", *common, "--max_new_tokens=128", "--max_tokens_per_turn=8",
+             f"--out={tmp_path / 'eval.json'}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  scores = json.loads((tmp_path / "eval.json").read_text())
+  assert scores == {name: {"avg@2": 0.0, "pass@2": 0.0, "count": 2}
+                    for name in ("bfcl_mt:base", "bfcl_mt:miss_func")}
+  line = _one_line_error(_run("amrsd.evaluate", *common, "--max_new_tokens=64",
+                              "--max_tokens_per_turn=128"))
+  assert "--max_new_tokens=64" in line
+
+
 @pytest.mark.slow
 def test_lora_run_is_evaluated_from_its_saved_config(tmp_path):
   """Trained with LoRA, evaluated without repeating any run flag: the saved config brings

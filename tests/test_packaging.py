@@ -62,17 +62,20 @@ def test_the_wheel_ships_the_sets_and_loads_them_away_from_the_checkout(tmp_path
   shipped = [n for n in names if n.startswith("amrsd/data/benchmarks/") and n.endswith(".gz")]
   assert len(shipped) == 12
   assert "amrsd/data/benchmarks/README.md" in names
+  assert "amrsd/chat_templates/chatml_append.jinja" in names
   assert not [t for t in texts if OUTSIDE.search(t)]
 
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                   "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
   away = tmp_path / "elsewhere"
   away.mkdir()
-  script = ("import amrsd, amrsd.data as d; print(amrsd.__file__); "
-            "print(*(len(d.load_benchmark(n)) for n in d.BENCHMARKS))")
+  script = ("import amrsd, amrsd.data as d, amrsd.config as c; print(amrsd.__file__); "
+            "print(*(len(d.load_benchmark(n)) for n in d.BENCHMARKS)); "
+            "print(c.chat_template_path('chatml_append'))")
   result = subprocess.run([sys.executable, "-P", "-c", script], cwd=away, check=True,
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
-  location, counts = result.stdout.splitlines()
+  location, counts, template = result.stdout.splitlines()
   assert location.startswith(str(tmp_path / "site"))
+  assert template.startswith(str(tmp_path / "site")) and os.path.isfile(template)
   assert counts == "30 30 40 30 30 500 1319 50 210 94 80 68"

@@ -15,6 +15,13 @@ def test_shipped_set_brings_its_own_verifier_and_template():
   assert len(records) == 1319 and records[0]["answer"] == "18"
 
 
+def test_multiturn_episodes_are_named_by_category():
+  records, verifier, template = resolve_benchmark("bfcl_mt:miss_param", verifier="math",
+                                                  template="{problem} Answer.")
+  assert len(records) == 200 and verifier == "bfcl_multi_turn" and template == "{problem}"
+  assert all(r["env"] == "bfcl_multi_turn" for r in records)
+
+
 def test_a_file_is_graded_with_the_runs_verifier_template_and_fields(tmp_path):
   (tmp_path / "sums.jsonl").write_text(json.dumps({"question": "2+2", "answer": "... #### 4"}) + "\n")
   records, verifier, template = resolve_benchmark("sums.jsonl", str(tmp_path),

@@ -327,3 +327,81 @@ def test_an_annealed_amrsd_step_writes_no_hint_and_runs_no_teacher(tmp_path):
   assert metrics["hints_skipped"] == metrics["hints_empty"] == 8 and metrics["teacher_rows"] == 0
   assert "teacher_ids" not in batch and not np.asarray(batch["teacher_rows"]).any()
   assert metrics["loss"] == pytest.approx(float(as_grpo["loss"]), rel=1e-6, abs=1e-9)
+
+
+def _episode_run(tmp_path, method):
+  """The tiny random model (tests.envs.conftest.save_tiny_episode_model) on real BFCL
+  multi-turn episodes: 2 episodes x 2 rollouts of 2 assistant messages of at most 8 tokens."""
+  from tests.envs.conftest import save_tiny_episode_model
+  folder = save_tiny_episode_model(tmp_path / "tiny_model")
+  config = config_lib.default_config()
+  config.workdir = str(tmp_path / method)
+  config.model.path = str(folder)
+  config.algorithm.name = method
+  config.data.env, config.data.task, config.data.task_args = "bfcl_multi_turn", "bfcl_mt:base", {}
+  config.data.max_prompt_tokens = 1024
+  config.prompts.task = "{problem}"
+  config.rollout.prompt_buckets = (128, 256, 512, 1024)
+  config.rollout.prompts_per_step, config.rollout.group_size = 2, 2
+  config.rollout.max_turns, config.rollout.max_tokens_per_turn = 2, 8
+  config.rollout.max_new_tokens = 128
+  config.reflection.hint_max_tokens = 16
+  config.eval.size = 2
+  config.log.progress = False
+  return config
+
+
+@pytest.mark.parametrize("method", ["amrsd", "rlsd"])
+def test_a_multiturn_step_trains_on_the_policy_tokens_of_whole_episodes(tmp_path, method):
+  """data.env: rollouts are played episodes (one session, observations in the rows); the
+  update's loss mask is the policy mask; the teacher (AMR-SD: the model's hint on the
+  transcript and the checker's feedback; RLSD: the gold calls) re-scores the same tokens."""
+  from amrsd.sampling.session import Trajectories
+  from amrsd.trainer import Trainer
+  trainer = Trainer(_episode_run(tmp_path, method))
+  seen = _spy_on_train_step(trainer)
+  try:
+    with jax.set_mesh(trainer.mesh):
+      rollouts = trainer.rollouts()
+      t = rollouts.result
+      assert isinstance(t, Trajectories) and len(rollouts.reward) == 4
+      # The tiny model writes no calls: each message ends a user turn, 2 end the episode.
+      assert rollouts.metrics["turns_mean"] == 2 and rollouts.metrics["tool_calls_mean"] == 0
+      assert 0 < rollouts.metrics["policy_token_fraction"] < 1
+      assert all(text.startswith("assistant: ") and "\nuser: " in text
+                 for text in rollouts.texts)
+      assert all("turn" in feedback for feedback in rollouts.feedback)
+      # One episode of the first group passes (the tiny model cannot): a group with signal.
+      rollouts.reward[0], rollouts.feedback[0] = 1.0, ""
+      metrics = trainer.learn(rollouts)
+      evaluation = trainer.evaluate()
+  finally:
+    trainer.close()
+  _, batch, _ = seen[0]
+  L = t.completion_mask.shape[1]
+  np.testing.assert_array_equal(np.asarray(batch["response_mask"]), t.policy_mask)
+  np.testing.assert_array_equal(np.asarray(batch["student_mask"])[:, -L:], t.completion_mask)
+  assert (t.completion_mask > t.policy_mask).any()  # observations: context, not loss
+  # The group with signal: its 2 rows get a teacher (AMR-SD: one group hint for both).
+  assert metrics["teacher_rows_needed"] == 2 and metrics["teacher_token_mismatch"] == 0.0
+  if method == "amrsd":
+    assert metrics["hint_requests"] >= 1 and metrics["hints_made"] == 2
+    assert metrics["cig_mean_pos"] != 0.0  # the hinted teacher scores the episode otherwise
+  assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+  for name in ("turns_mean", "tool_calls_mean", "env_errors", "policy_token_fraction"):
+    assert name in metrics
+  assert set(evaluation) == {"eval_accuracy", "eval_accuracy_sampled"}
+  assert evaluation["eval_accuracy"] == 0.0
+
+
+def test_episodes_and_prompts_must_match_data_env(tmp_path):
+  """Both mismatches are named before the model loads (its path does not exist here)."""
+  from amrsd.trainer import Trainer
+  config = _episode_run(tmp_path, "grpo")
+  config.model.path = str(tmp_path / "no_model")
+  config.data.task = "arithmetic"
+  with pytest.raises(ValueError, match=r"data.env='bfcl_multi_turn'.*gives single prompts"):
+    Trainer(config)
+  config.data.task, config.data.env = "bfcl_mt:base", ""
+  with pytest.raises(ValueError, match=r"set config.data.env='bfcl_multi_turn'"):
+    Trainer(config)

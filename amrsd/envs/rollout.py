@@ -4,6 +4,7 @@
     out.trajectories   # amrsd.sampling.session.Trajectories: prompt, then every turn and
                        # observation, with the policy mask and the policy's log-probs
     out.verdicts       # env.result() per episode: reward and feedback
+    out.texts          # each episode after its opening as text (what reflection reads)
     out.metrics        # turns_mean, tool_calls_mean, env_errors, policy_token_fraction
 
 Each round samples one assistant message for every live episode in one sampler call,
@@ -27,6 +28,8 @@ class Rollout:
   trajectories: Trajectories
   verdicts: list[fb.Verdict]
   messages: list[list[dict]]  # each episode's chat, the assistant's messages included
+  texts: list[str]            # transcript(...) of each episode after its opening messages
+  clipped: list[bool]         # the episode was stopped for lack of room (out_of_tokens)
   metrics: dict
 
 
@@ -42,8 +45,9 @@ def play(sampler, episodes, *, max_tokens_per_turn: int, max_tokens: int,
     raise ValueError("rollout.play: no episodes")
   tokenizer = sampler.tokenizer
   chats = [env.start() for env in episodes]
+  opening = [len(chat) for chat in chats]
+  clipped = [False] * len(episodes)
   session = sampler.session(chats, max_tokens=max_tokens, seed=seed)
-  out_of_tokens = 0
   while not session.done:
     turn = session.generate(max_new_tokens=max_tokens_per_turn, temperature=temperature,
                             top_p=top_p, top_k=top_k)
@@ -58,10 +62,9 @@ def play(sampler, episodes, *, max_tokens_per_turn: int, max_tokens: int,
       chats[i] = before + reply
     need = max((len(c) for c in chunks if c is not None), default=0)
     if need and not _fits(session, need, max_tokens_per_turn):
-      out_of_tokens += sum(c is not None for c in chunks)
       for i, chunk in enumerate(chunks):
         if chunk is not None:  # no room for another round: scored as it stands
-          episodes[i].done, chunks[i] = True, None
+          episodes[i].done, chunks[i], clipped[i] = True, None, True
     session.extend(chunks)
   verdicts = envs_lib.results_all(episodes)
   trajectories = session.trajectories()
@@ -71,9 +74,20 @@ def play(sampler, episodes, *, max_tokens_per_turn: int, max_tokens: int,
       "tool_calls_mean": float(np.mean([env.tool_calls for env in episodes])),
       "env_errors": float(sum(env.env_errors for env in episodes)),
       "policy_token_fraction": float(policy / max(trajectories.completion_mask.sum(), 1)),
-      "out_of_tokens": float(out_of_tokens),
+      "out_of_tokens": float(sum(clipped)),
   }
-  return Rollout(trajectories, verdicts, chats, metrics)
+  texts = [transcript(chat[n:]) for chat, n in zip(chats, opening)]
+  return Rollout(trajectories, verdicts, chats, texts, clipped, metrics)
+
+
+def transcript(messages) -> str:
+  """Chat messages as plain text, one block per message: "assistant: <text>",
+  "tool <call as written>: <result>", "user: <text>"."""
+  lines = []
+  for m in messages:
+    name = f" {m['name']}" if m["role"] == "tool" and m.get("name") else ""
+    lines.append(f"{m['role']}{name}: {m['content'].strip()}")
+  return "\n".join(lines)
 
 
 def observation_ids(tokenizer, chat, new_messages, eos_ids, *, ended: bool) -> list[int]:

@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, models as tokenizer_models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
 from amrsd import envs
 from amrsd.envs import rollout
@@ -11,24 +9,6 @@ from amrsd.sampling import Sampler
 from tests.sampling.test_sampler import full_forward
 
 EPISODES = ["multi_turn_base_10", "multi_turn_miss_func_0"]
-
-
-@pytest.fixture(scope="module")
-def chat_tokenizer():
-  """Word-level over the tiny model's 128 ids, with a chat template that only appends
-  (role markers, contents, end of turn) as real templates do; it leaves out the system
-  message (BFCL's function documentation), which would outgrow the tiny model's context."""
-  vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 3, "<turn>": 4, "assistant": 5, "user": 6,
-           "tool": 7, "system": 8}
-  vocab.update({f"t{i}": i for i in range(9, 128)})
-  backend = Tokenizer(tokenizer_models.WordLevel(vocab, unk_token="<unk>"))
-  backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-  tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>",
-                                      pad_token="<pad>", unk_token="<unk>")
-  tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] != 'system' %}<turn> "
-                             "{{ m['role'] }} {{ m['content'] }} <eos> {% endif %}{% endfor %}{% if add_generation_prompt %}<turn> assistant "
-                             "{% endif %}")
-  return tokenizer
 
 
 def test_episodes_continue_on_one_cache_and_match_one_forward(tiny_model, chat_tokenizer,
@@ -83,3 +63,29 @@ def test_a_template_that_rewrites_history_is_refused(chat_tokenizer):
   with pytest.raises(ValueError, match="rewrites earlier messages"):
     rollout.observation_ids(tokenizer, chat, [{"role": "user", "content": "t11"}], [1],
                             ended=True)
+
+
+def test_the_shipped_chatml_template_only_appends_and_groups_tool_results(smollm):
+  """model.chat_template = chatml_append (for models whose own template rewrites past
+  messages): an episode of calls, results and a next user turn continues on the cache."""
+  import copy
+  from amrsd import config as config_lib
+  tokenizer = copy.deepcopy(smollm[1])
+  with open(config_lib.chat_template_path("chatml_append")) as f:
+    tokenizer.chat_template = f.read()
+  eos = [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+  chat = [{"role": "system", "content": "Tools: ls, cd."},
+          {"role": "user", "content": "List the files."},
+          {"role": "assistant", "content": "<think>ls first</think>[ls(), cd(folder='a')]"}]
+  results = [{"role": "tool", "name": "ls()", "content": "{\"files\": []}"},
+             {"role": "tool", "name": "cd(folder='a')", "content": "{\"cwd\": \"a\"}"}]
+  first = tokenizer.decode(rollout.observation_ids(tokenizer, chat, results, eos, ended=True))
+  assert first == ("\n<|im_start|>user\n<tool_response>\n{\"files\": []}\n</tool_response>\n"
+                   "<tool_response>\n{\"cwd\": \"a\"}\n</tool_response><|im_end|>\n"
+                   "<|im_start|>assistant\n")
+  chat += results + [{"role": "assistant", "content": "Done."}]
+  turn = [{"role": "user", "content": "Now go back."}]
+  second = tokenizer.decode(rollout.observation_ids(tokenizer, chat, turn, eos, ended=False))
+  assert second == "<|im_end|>\n<|im_start|>user\nNow go back.<|im_end|>\n<|im_start|>assistant\n"
+  # Past thinking stays as written (a template that drops it is refused, test above).
+  assert "<think>ls first</think>" in tokenizer.apply_chat_template(chat, tokenize=False)
