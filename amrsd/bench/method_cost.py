@@ -25,6 +25,7 @@ import time
 from absl import app, flags
 
 from amrsd import config as config_lib
+from amrsd.bench.compile_clock import CompileClock
 
 _CONFIG = config_lib.define_config_flag(
     "amrsd.bench.method_cost", config_lib.__file__, "Run recipe (configs/*.py), or a "
@@ -35,23 +36,6 @@ _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps first (compilation, c
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps.")
 
 PHASES = ("time_sample", "time_verify", "time_reflect", "time_teacher", "time_update")
-
-
-class CompileClock:
-  """Seconds JAX spent tracing, lowering and compiling since the last `take()`."""
-
-  def __init__(self):
-    import jax
-    self.seconds = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-  def _on_event(self, event, duration, **_):
-    if event.startswith("/jax/core/compile/"):
-      self.seconds += duration
-
-  def take(self) -> float:
-    seconds, self.seconds = self.seconds, 0.0
-    return seconds
 
 
 def main(argv):
