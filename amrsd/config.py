@@ -92,6 +92,7 @@ def default_config() -> ml_collections.ConfigDict:
   # apart from the writer; procedural tasks only). Same leak filter, retry and metrics.
   c.reflection.hint_source = "model"
   c.reflection.peer_max_chars = 600
+  c.reflection.attempt_max_chars = 400  # the end of the attempt that the hint prompt shows
   # How a refused or cut-off hint gets its one retry: parallel | sequential. parallel
   # samples it with the first try (amrsd.reflection.SampledRetries: same distribution,
   # one sampler call instead of two, decode rows spent on retries that go unused).
@@ -267,6 +268,7 @@ _RULES = {
     "reflection.hint_max_tokens": (lambda v: v > 0, "must be > 0"),
     "reflection.hint_temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0"),
     "reflection.peer_max_chars": (lambda v: v > 0, "must be > 0"),
+    "reflection.attempt_max_chars": (lambda v: v > 0, "must be > 0"),
     "data.max_prompt_tokens": (lambda v: v > 0, "must be > 0"),
     "model.chat_template": (lambda v: v == "" or os.path.isfile(chat_template_path(v)),
                             "is neither a file nor a template shipped in amrsd/chat_templates "

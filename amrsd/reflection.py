@@ -139,7 +139,7 @@ def needs_hint(packets, rewards, group_size) -> list[bool]:
 
 def reflect(generate, records, completions, packets, group_size, *, rewards,
             granularity="rollout", verifier="math", templates=None, tokenizer=None,
-            collective=False, request=None):
+            collective=False, request=None, attempt_max_chars=400):
   """Phase 2: hints (str or None) for every rollout, and ReflectionStats.
 
   generate(prompts, attempt) writes the hints (the sampler at the reflection temperature,
@@ -155,8 +155,9 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   collective: call generate for both attempts even with nothing to ask, for multi-process
   runs where generate is a collective that every process enters.
   request(record, completion, packet): what generate is sent per hint; None: hint_prompt's
-  prompt for the policy. The oracle writer (amrsd.data.oracle, reflection.hint_source =
-  oracle) is sent the record itself; everything after the writer is the same.
+  prompt for the policy, showing the attempt's last attempt_max_chars characters. The
+  oracle writer (amrsd.data.oracle, reflection.hint_source = oracle) is sent the record
+  itself; everything after the writer is the same.
   """
   if granularity not in ("rollout", "group"):
     raise ValueError(f"hint_granularity must be 'rollout' or 'group', got {granularity!r}")
@@ -174,7 +175,8 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   hints, tokens = {}, {}
   if request is None:
     def request(record, completion, packet):
-      return hint_prompt(record, completion, packet, templates=templates, tokenizer=tokenizer)
+      return hint_prompt(record, completion, packet, templates=templates, tokenizer=tokenizer,
+                         attempt_max_chars=attempt_max_chars)
   pending = [(i, request(records[i // group_size], completions[i], packets[i])) for i in writers]
   for attempt in range(2):
     if not pending and not collective:

@@ -340,7 +340,7 @@ class Trainer:
           write, records, texts, packets, G, rewards=reward,
           granularity=c.reflection.hint_granularity, verifier=self.verifier,
           templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1,
-          request=request)
+          request=request, attempt_max_chars=c.reflection.attempt_max_chars)
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))
@@ -459,8 +459,9 @@ def _check_env(config, source):
     return
   if env:
     raise ValueError(f"config.data.env={env!r}, but {source!r} (config.data.task="
-                     f"{config.data.task!r}) gives single prompts; use episodes of that "
-                     "environment, e.g. config.data.task='bfcl_mt:base'")
+                     f"{config.data.task!r}) gives "
+                     f"{f'episodes of {given!r}' if given else 'single prompts'}; use episodes "
+                     "of that environment, e.g. config.data.task='bfcl_mt:base'")
   raise ValueError(f"{source!r} (config.data.task={config.data.task!r}) gives episodes of the "
                    f"environment {given!r}; set config.data.env={given!r} to play them")
 

@@ -66,7 +66,8 @@ def get_config(variant="amrsd"):
     c.rollout.max_turns = 8
     c.rollout.max_tokens_per_turn = 512
     c.rollout.max_new_tokens = 4096
-    c.reflection.peer_max_chars = 2000    # the end of a whole episode, not of one answer
+    # The end of a whole episode, not of one answer.
+    c.reflection.peer_max_chars = c.reflection.attempt_max_chars = 2000
     c.train.steps = 200
     c.eval.every_steps = 25
     c.eval.size = 64

@@ -122,6 +122,18 @@ def test_sampled_retries_match_retries_to_their_prompts_equal_ones_in_order():
     writer(["p"], 1)
 
 
+def test_hint_prompts_show_the_attempts_last_attempt_max_chars():
+  long_attempt = "step " * 200 + "so the total is 41"
+  for limit in (400, 60):
+    writer = ScriptedWriter({0: ["Recount the last step."], 1: []})
+    _reflect(writer, [0.0, 1.0], completions=[long_attempt, "6 * 7 = 42"],
+             granularity="group", attempt_max_chars=limit)
+    (_, (request,)), = writer.requests[:1]
+    shown = request[0]["content"]
+    assert ("..." + long_attempt[-limit:]) in shown
+    assert long_attempt[-limit - 1:] not in shown
+
+
 def test_reflect_retries_a_hint_cut_at_the_token_limit():
   writer = ScriptedWriter({0: [("Look at the tens digit and", "length")],
                            1: ["Look at the tens digit."]})
