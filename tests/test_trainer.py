@@ -405,3 +405,24 @@ def test_episodes_and_prompts_must_match_data_env(tmp_path):
   config.data.task, config.data.env = "bfcl_mt:base", ""
   with pytest.raises(ValueError, match=r"set config.data.env='bfcl_multi_turn'"):
     Trainer(config)
+
+
+def test_a_resumed_multiturn_run_replays_the_same_episodes(tmp_path):
+  """Checkpoint after step 1, go on, restore, repeat step 2: the same records, the same
+  sampled turns (lengths, entropy, the policy's share of the tokens), the same metrics."""
+  from amrsd.trainer import Trainer
+  config = _episode_run(tmp_path, "grpo")
+  config.train.steps = 2
+  trainer = Trainer(config)
+  try:
+    with jax.set_mesh(trainer.mesh):
+      trainer.run_step()
+      trainer.save()
+      trainer.checkpointer.wait()
+      straight = trainer.run_step()
+      assert trainer.restore_latest() and trainer.step == 1
+      resumed = trainer.run_step()
+  finally:
+    trainer.close()
+  assert straight["response_length_mean"] > 0 and 0 < straight["policy_token_fraction"] < 1
+  assert _comparable([resumed]) == _comparable([straight])
