@@ -13,7 +13,7 @@ import os
 import jax
 import numpy as np
 
-from amrsd import data, distributed, envs, prompts, rewards
+from amrsd import data, distributed, prompts, rewards
 from amrsd.envs import rollout
 
 
@@ -91,10 +91,9 @@ def _score_episodes(sampler, records, *, samples, max_new_tokens, temperature, s
   rows = []
   for start in range(0, len(records), batch_size):
     chunk = records[start:start + batch_size]
-    games = [envs.make(chunk[i // samples]["env"], chunk[i // samples],
-                       max_turns=limits.max_turns) for i in range(len(chunk) * samples)]
-    out = rollout.play(sampler, games, max_tokens_per_turn=limits.max_tokens_per_turn,
-                       max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    out = rollout.play_records(sampler, chunk, n=samples, max_turns=limits.max_turns,
+                               max_tokens_per_turn=limits.max_tokens_per_turn,
+                               max_tokens=max_new_tokens, temperature=temperature, seed=seed)
     rows.append(np.array([v.reward >= 0.5 for v in out.verdicts], bool).reshape(-1, samples))
   return np.concatenate(rows)
 

@@ -24,8 +24,8 @@ from flax import nnx
 
 from amrsd import config as config_lib
 from amrsd import data as data_lib
-from amrsd import (distributed, divergence, envs, prompts, reflection, resume, rewards, rng,
-                   sharding, workdir_lock)
+from amrsd import (distributed, divergence, prompts, reflection, resume, rewards, rng, sharding,
+                   workdir_lock)
 from amrsd.algorithms import registry
 from amrsd.algorithms import teacher as teacher_lib
 from amrsd.algorithms.step import init_opt_state, make_train_step
@@ -206,14 +206,11 @@ class Trainer:
     """Rollouts as episodes of config.data.env: rollout.group_size episodes per record,
     played together on one sampler session (amrsd.envs.rollout)."""
     c = self.config
-    G = c.rollout.group_size
     t0 = time.perf_counter()
-    episodes = [envs.make(c.data.env, records[i // G], max_turns=c.rollout.max_turns)
-                for i in range(len(records) * G)]
-    out = env_rollout.play(self.sampler, episodes,
-                           max_tokens_per_turn=c.rollout.max_tokens_per_turn,
-                           max_tokens=c.rollout.max_new_tokens,
-                           temperature=c.rollout.temperature, top_p=c.rollout.top_p, seed=seed)
+    out = env_rollout.play_records(
+        self.sampler, records, n=c.rollout.group_size, max_turns=c.rollout.max_turns,
+        max_tokens_per_turn=c.rollout.max_tokens_per_turn, max_tokens=c.rollout.max_new_tokens,
+        temperature=c.rollout.temperature, top_p=c.rollout.top_p, seed=seed)
     # The environments' steps and checks run inside play: one time for the whole episode.
     times = {"time_sample": time.perf_counter() - t0}
     return Rollouts(records, out.trajectories,

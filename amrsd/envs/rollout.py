@@ -80,6 +80,14 @@ def play(sampler, episodes, *, max_tokens_per_turn: int, max_tokens: int,
   return Rollout(trajectories, verdicts, chats, texts, clipped, metrics)
 
 
+def play_records(sampler, records, *, n: int, max_turns: int, **settings) -> Rollout:
+  """play() on n episodes of each record's environment (record["env"]), record-major;
+  settings: play's keywords (max_tokens_per_turn, max_tokens, temperature, ...)."""
+  episodes = [envs_lib.make(records[i // n]["env"], records[i // n], max_turns=max_turns)
+              for i in range(len(records) * n)]
+  return play(sampler, episodes, **settings)
+
+
 def transcript(messages) -> str:
   """Chat messages as plain text, one block per message: "assistant: <text>",
   "tool <call as written>: <result>", "user: <text>"."""
