@@ -3,20 +3,30 @@
 math-verify bounds its own parse and comparison with SIGALRM, which works only in a
 process's main thread and cannot interrupt long C-level arithmetic; the hard limit is
 the worker pool's (amrsd.rewards.pool). `time_limit` here is that soft, inner limit.
+
+math-verify (and the sympy and antlr it loads, about half a second) is imported on the
+first check: the model, the train step and the benchmarks import this package through the
+hint filter and must run where only the array stack is installed (an accelerator image).
 """
 
 import functools
-
-from math_verify import parse, verify
-from math_verify.errors import TimeoutException
-from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
+import types
 
 from amrsd.rewards import extract
 from amrsd.rewards import feedback as fb
 
 # Longer "final answers" are not answers; refusing them keeps the parser's work bounded.
 MAX_ANSWER_CHARS = 1000
-_CONFIGS = (LatexExtractionConfig(), ExprExtractionConfig())
+
+
+@functools.cache
+def math_verify_api() -> types.SimpleNamespace:
+  """math-verify's parse, verify, TimeoutException and the extraction configs."""
+  from math_verify import parse, verify
+  from math_verify.errors import TimeoutException
+  from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
+  return types.SimpleNamespace(parse=parse, verify=verify, TimeoutException=TimeoutException,
+                               configs=(LatexExtractionConfig(), ExprExtractionConfig()))
 
 
 def check_math(completion: str, record: dict, time_limit: int | None) -> fb.Verdict:
@@ -36,21 +46,22 @@ def check_math(completion: str, record: dict, time_limit: int | None) -> fb.Verd
     return fb.verdict_fail(fb.NO_ANSWER + " (expected \\boxed{...})")
   if len(answer) > MAX_ANSWER_CHARS:
     return fb.verdict_fail(f"format broken: the final answer is over {MAX_ANSWER_CHARS} characters")
+  mv = math_verify_api()
   try:
     gold = _parse_gold(gold_text, time_limit)
-  except TimeoutException:
+  except mv.TimeoutException:
     return fb.verdict_fail(fb.TIMED_OUT)
   except Exception:  # math-verify raises many kinds on malformed LaTeX.
     return fb.verdict_fail(fb.BAD_REFERENCE)
   if not gold:
     return fb.verdict_fail(fb.BAD_REFERENCE)
   try:
-    predicted = parse(_as_latex(answer), _CONFIGS, parsing_timeout=time_limit,
-                      raise_on_error=True)
+    predicted = mv.parse(_as_latex(answer), mv.configs, parsing_timeout=time_limit,
+                         raise_on_error=True)
     if not predicted:
       return fb.verdict_unparsable(answer, gold_text)
-    same = verify(list(gold), predicted, timeout_seconds=time_limit, raise_on_error=True)
-  except TimeoutException:
+    same = mv.verify(list(gold), predicted, timeout_seconds=time_limit, raise_on_error=True)
+  except mv.TimeoutException:
     return fb.verdict_fail(fb.TIMED_OUT)
   except MemoryError:
     return fb.verdict_fail(fb.OUT_OF_MEMORY)
@@ -62,8 +73,9 @@ def check_math(completion: str, record: dict, time_limit: int | None) -> fb.Verd
 @functools.lru_cache(maxsize=4096)
 def _parse_gold(gold_text: str, time_limit: int | None) -> tuple:
   """Parsed reference (cached: a batch holds G rollouts of each problem)."""
-  return tuple(parse(_as_latex(gold_text), _CONFIGS, parsing_timeout=time_limit,
-                     raise_on_error=True))
+  mv = math_verify_api()
+  return tuple(mv.parse(_as_latex(gold_text), mv.configs, parsing_timeout=time_limit,
+                        raise_on_error=True))
 
 
 def _as_latex(answer: str) -> str:
