@@ -6,16 +6,18 @@ levels 1-3: level 3 starts near 3 % greedy, so the curves have room to differ), 
 Every method gets the same run config; only algorithm.name differs. Variants of AMR-SD
 on the same seeds and rollout streams (docs/algorithms.md 3.2): the mechanism check with
 hints written by the task's generator (amrsd_oracle, every seed) and the ablations
-symmetric gate, no annealing and raw reference in place of the hint (seed 0).
+symmetric gate, no annealing, raw reference in place of the hint and the EMA teacher
+(seed 0).
 
 Variants (2-core x86-64 CPU, no accelerator):
   full  (default) 3 seeds x 16 steps, 16 new tokens, long runs to 40 steps on seed 0,
-        final scoring on 256 held-out problems x (greedy + 4 samples): about two hours
-        (estimated from the quick run's per-step times), and about one more for the six
-        variant runs.
+        final scoring on 256 held-out problems x (greedy + 4 samples): about two and a
+        half hours on a quiet CPU. Measured for docs/results/cpu/ (with long runs to 32,
+        amrsd_oracle left out): 90 min of training and 27 of scoring; amrsd_oracle's three
+        seeds add about 20 min (docs/results/cpu_oracle/), long runs to 40 about 10.
   quick 2 seeds x 12 steps, 12 new tokens, long runs to 20 steps on seed 0, 128 problems
         x (greedy + 2 samples): about an hour on a CPU shared with one other job; what
-        docs/results/cpu/ reports.
+        the first report (2026-11-26) ran.
 """
 
 import ml_collections
