@@ -2,6 +2,7 @@
 
     python -m amrsd.bench.multiturn [--episodes=2] [--max_tokens_per_turn=32]
         [--max_tokens=256] [--category=base] [--dtype=float32] [--seed=0] [--attention=auto]
+        [--group=2]
 
 SmolLM2-135M-Instruct (GGUF) by default. Both sides start from the same prompts: the
 openings (BFCL's system prompt with the function documentation, then turn 1's request,
@@ -36,6 +37,11 @@ prefill), turns (Session.generate: decode + detokenize), environment steps (the 
 running the calls), rendering the observations (chat template + tokenizer),
 appending them (Session.extend), scoring (the final BFCL check) and the rest (Python).
 The scoring is part of play but has no single-turn counterpart: the ratios leave it out.
+
+Then, as the trainer opens its sessions (`--group` episodes of each opening): seconds to
+open one session (tokenize, prefill, copy the rows) with the prefill shared by the
+episodes of an opening (each distinct prompt prefilled once) against one prefill row per
+episode (`share_prefill=False`), compile time subtracted.
 """
 
 import collections
@@ -74,6 +80,8 @@ _ATTENTION = flags.DEFINE_enum("attention", "auto", ["auto", "xla", "chunked"],
                                "chunked from 2048 keys, which pads an append's queries to "
                                "a 512 block).")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes of the environments' pool.")
+_GROUP = flags.DEFINE_integer("group", 2, "Episodes per opening in the session-open "
+                              "measurement (the trainer's rollout.group_size); 1: skip it.")
 
 PHASES = ("open", "turns", "env_steps", "render", "append", "other", "scoring")
 
@@ -291,6 +299,21 @@ def measure(sampler, new_episodes, *, max_tokens_per_turn: int, max_tokens: int,
                 compile_count=count)
 
 
+def measure_open(sampler, openings, *, group: int, max_tokens: int) -> dict:
+  """{share_prefill: seconds} to open a session of each opening `group` times."""
+  import jax
+  clock = CompileClock()
+  prompts = [opening for opening in openings for _ in range(group)]
+  seconds = {}
+  for share in (True, False):
+    clock.take()
+    start = time.perf_counter()
+    session = sampler.session(prompts, max_tokens=max_tokens, share_prefill=share)
+    jax.block_until_ready(session.logits)
+    seconds[share] = time.perf_counter() - start - clock.take()
+  return seconds
+
+
 def format_report(report: Report) -> str:
   m, s = report.multi, report.single
   lines = [f"{report.rows} rows, prompt width {report.prompt_width}; N = {report.positions} "
@@ -383,8 +406,19 @@ def main(argv):
                      temperature=_TEMPERATURE.value, seed=_SEED.value,
                      force_length=_FORCE_LENGTH.value, pool=pool,
                      log=lambda line: print(line, flush=True))
+    openings = [[int(i) for i, m in zip(ids, mask) if m] for ids, mask in
+                zip(report.rollout.trajectories.prompt_ids,
+                    report.rollout.trajectories.prompt_mask)]
+    if _GROUP.value > 1:
+      print(f"session open, {len(openings)} openings x {_GROUP.value} episodes...", flush=True)
+      opened = measure_open(sampler, openings, group=_GROUP.value, max_tokens=_MAX_TOKENS.value)
   print()
   print(format_report(report))
+  if _GROUP.value > 1:
+    print(f"session open of {len(openings)} openings x {_GROUP.value} episodes: prefill "
+          f"shared {opened[True]:.2f} s ({len(openings)} rows), per episode "
+          f"{opened[False]:.2f} s ({len(openings) * _GROUP.value} rows): "
+          f"{opened[False] / opened[True]:.2f}x less time shared")
   print(f"whole benchmark {time.perf_counter() - start:.0f} s")
 
 

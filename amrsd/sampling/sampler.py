@@ -193,12 +193,15 @@ class Sampler:
                         completion_ids=tokens, completion_logprobs=logprobs,
                         completion_mask=out_mask, texts=texts, stop_reasons=reasons)
 
-  def session(self, prompts, *, max_tokens: int, seed=0):
+  def session(self, prompts, *, max_tokens: int, seed=0, share_prefill: bool = True):
     """Multi-turn episodes on one KV cache (amrsd/sampling/session.py): turns and
     observations appended in place, never re-prefilled. max_tokens: cache slots after
-    the prompt for all turns and observations."""
+    the prompt for all turns and observations. share_prefill: run each distinct prompt
+    once and copy its cache row to every episode that opens with it (G episodes of one
+    record cost one row of prefill); False runs every row (the same samples)."""
     from amrsd.sampling.session import Session  # it builds on this module
-    return Session(self, prompts, max_tokens=max_tokens, seed=seed)
+    return Session(self, prompts, max_tokens=max_tokens, seed=seed,
+                   share_prefill=share_prefill)
 
   def _agree_rows(self, count, longest):
     """(offset of this process's first prompt in the global batch, global prompt count,

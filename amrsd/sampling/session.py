@@ -54,7 +54,7 @@ class Trajectories:
 class Session:
   """Episodes of one batch of prompts on one sampler; built by Sampler.session."""
 
-  def __init__(self, sampler, prompts, *, max_tokens: int, seed=0):
+  def __init__(self, sampler, prompts, *, max_tokens: int, seed=0, share_prefill=True):
     from amrsd.sampling import sampler as sampler_lib
     if sampler._blocks > 1:
       raise ValueError("Sampler.session: multi-turn sessions run on one process; with "
@@ -74,11 +74,15 @@ class Session:
                        f"{max_tokens} (rounded up) exceeds the model's "
                        f"max_position_embeddings={limit}")
     batch = sampler._row_bucket(self.count)
-    ids = np.full((batch, self.width), sampler.pad_id, np.int32)
-    mask = np.zeros((batch, self.width), np.int32)
-    for row, tokens in enumerate(token_lists):
-      ids[row, self.width - len(tokens):], mask[row, self.width - len(tokens):] = tokens, 1
-    self.prompt_ids, self.prompt_mask = ids[:self.count], mask[:self.count]
+    self.prompt_ids, self.prompt_mask = self._left_pad(token_lists, self.count)
+    # Per episode, the row of its prompt among the distinct ones (in first-seen order).
+    distinct = {}
+    source = [distinct.setdefault(tuple(t), len(distinct)) for t in token_lists]
+    shared = share_prefill and len(distinct) < self.count
+    if shared:
+      ids, mask = self._left_pad(list(distinct), sampler._row_bucket(len(distinct)))
+    else:
+      ids, mask = self._left_pad(token_lists, batch)
     # Per batch row: the episode it plays (-1: padding) and whether that episode goes on.
     self.episode = np.where(np.arange(batch) < self.count, np.arange(batch), -1)
     self.live = self.episode >= 0
@@ -92,7 +96,18 @@ class Session:
     self.cache, self.logits, self.lengths = sampler._prefill(
         sampler._current_state(), sampler._put_batch(ids), sampler._put_batch(mask), n=1,
         budget=self.slots - self.width)
+    if shared:  # padding rows copy row 0 and stay ended
+      self._take_rows(source + [0] * (batch - self.count))
     self.index = self.width  # the next cache slot, as cache.index
+
+  def _left_pad(self, token_lists, rows):
+    """[rows, width] ids and mask of the token lists, left-padded; extra rows all padding."""
+    pad_id = self._sampler.pad_id
+    ids = np.full((rows, self.width), pad_id, np.int32)
+    mask = np.zeros((rows, self.width), np.int32)
+    for row, tokens in enumerate(token_lists):
+      ids[row, self.width - len(tokens):], mask[row, self.width - len(tokens):] = tokens, 1
+    return ids, mask
 
   @property
   def room(self) -> int:
@@ -219,13 +234,17 @@ class Session:
     if rows >= len(self.live):
       return
     index = np.concatenate([keep, np.full(rows - len(keep), keep[0])])
+    self._take_rows(index)
+    self.episode = np.where(np.arange(rows) < len(keep), self.episode[index], -1)
+    self.live = np.arange(rows) < len(keep)
+
+  def _take_rows(self, index):
+    """Rows `index` of the cache, logits and lengths (a gather on the batch axis)."""
     take = lambda a: a[jnp.asarray(index)]
     c = self.cache
     self.cache = type(c)(k=tuple(map(take, c.k)), v=tuple(map(take, c.v)), mask=take(c.mask),
                          index=c.index)
     self.logits, self.lengths = take(self.logits), take(self.lengths)
-    self.episode = np.where(np.arange(rows) < len(keep), self.episode[index], -1)
-    self.live = np.arange(rows) < len(keep)
 
   def trajectories(self) -> Trajectories:
     """Every row's episode so far (the prompt, then its turns and observations)."""

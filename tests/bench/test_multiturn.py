@@ -52,3 +52,9 @@ def test_both_sides_cover_the_same_positions(tiny_model, chat_tokenizer, records
   assert m.rate > 0 and s.rate > 0
   text = multiturn.format_report(report)
   assert "multi-turn" in text and "ratio multi / single tokens/s" in text
+
+
+def test_session_open_is_timed_both_ways(tiny_model, chat_tokenizer):
+  sampler = Sampler(tiny_model, chat_tokenizer, prompt_buckets=(16, 32))
+  seconds = multiturn.measure_open(sampler, [[5, 6, 7], [9, 10]], group=3, max_tokens=16)
+  assert set(seconds) == {True, False} and min(seconds.values()) > 0

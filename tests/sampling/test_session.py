@@ -102,6 +102,43 @@ def test_ended_episodes_free_their_rows_and_change_no_sample(tiny_model, tiny_to
   np.testing.assert_allclose(freed.completion_logprobs[policy], logp[policy], atol=1e-4)
 
 
+@pytest.mark.parametrize("mesh_shape", [None, (2, 2, 2)])
+def test_episodes_with_one_opening_share_its_prefill_and_sample_the_same(
+    tiny_model, tiny_tokenizer, mesh_shape):
+  """Five episodes open with two distinct prompts: the prefill runs those two rows (the
+  row bucket of 2), each episode gets a copy, and every turn samples what it samples
+  when each episode is prefilled on its own row."""
+  import jax
+  mesh = mesh_shape and jax.make_mesh(mesh_shape, ("data", "fsdp", "tensor"),
+                                      axis_types=(jax.sharding.AxisType.Auto,) * 3)
+  sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS, mesh=mesh)
+  prefill_rows = []
+  real_prefill = sampler._prefill
+  def counting_prefill(state, ids, mask, **kw):
+    prefill_rows.append(ids.shape[0])
+    return real_prefill(state, ids, mask, **kw)
+  sampler._prefill = counting_prefill
+  prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0], PROMPTS[1]]
+  runs = []
+  for share in (True, False):
+    session = sampler.session(prompts, max_tokens=64, seed=2, share_prefill=share)
+    for t in range(2):
+      session.generate(max_new_tokens=5, temperature=1.0)
+      session.extend([[70 + t], [71], None if t else [72], [73, 74], [75]])
+    runs.append(session.trajectories())
+  assert prefill_rows == [sampler._row_bucket(2), sampler._row_bucket(5)]
+  shared, own = runs
+  np.testing.assert_array_equal(shared.prompt_ids, own.prompt_ids)
+  np.testing.assert_array_equal(shared.completion_mask, own.completion_mask)
+  np.testing.assert_array_equal(shared.completion_ids, own.completion_ids)
+  np.testing.assert_allclose(shared.completion_logprobs, own.completion_logprobs, atol=1e-5)
+  # Episodes 0, 2 and 3 open alike but draw from their own keys.
+  assert not np.array_equal(shared.completion_ids[0], shared.completion_ids[3])
+  _, logp = full_forward(tiny_model, shared)
+  policy = shared.policy_mask.astype(bool)
+  np.testing.assert_allclose(shared.completion_logprobs[policy], logp[policy], atol=1e-4)
+
+
 def test_same_seed_same_episode_and_turns_differ(tiny_model, tiny_tokenizer):
   sampler = Sampler(tiny_model, tiny_tokenizer, prompt_buckets=BUCKETS)
   a = play(sampler, OBSERVATIONS, temperature=1.0, seed=3).trajectories()
