@@ -9,7 +9,9 @@ are restored read-only. Benchmarks are the sets shipped with amrsd, by name
 (amrsd.data.BENCHMARKS), or JSONL / Parquet files by path (relative ones under
 --data_dir); a file is graded like the run (its verifier, template and field mapping).
 Names and files are read before the model loads. Writes eval.json (per benchmark
-avg@k, pass@k, count) and prints a table.
+avg@k, pass@k, count) and prints a table; with --samples_out, every answer as one JSON
+line (benchmark, problem, gold, the completion or the episode's transcript, reward and
+the verifier's feedback), to see why a set scores what it does.
 """
 
 import json
@@ -46,6 +48,11 @@ _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate the first N problems of each
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder that relative benchmark file paths "
                                 "are read from (default: the current folder).")
 _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
+_SAMPLES_OUT = flags.DEFINE_string(
+    "samples_out", "", "JSONL file for every answer: benchmark, index (in the set), id (or "
+    "unique_id), "
+    "problem, gold answer, sample, completion (an episode's transcript), reward, feedback; "
+    "with several processes each writes FILE.p<process>. Empty: not written.")
 
 
 def run_config(checkpoint, config):
@@ -103,20 +110,36 @@ def evaluate():
   sampler = Sampler(model, tokenizer)
   episodes = scoring.EpisodeLimits(_MAX_TURNS.value or config.rollout.max_turns,
                                    _TOKENS_PER_TURN.value or config.rollout.max_tokens_per_turn)
-  results = {}
+  results, answers = {}, []
   for name, (records, verifier, template) in sets.items():
+    records = records[:_LIMIT.value or None]
+    kept = [] if _SAMPLES_OUT.value else None
     results[name] = scoring.evaluate_records(
-        sampler, records[:_LIMIT.value or None], verifier, template=template,
+        sampler, records, verifier, template=template,
         samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
         temperature=_TEMPERATURE.value, seed=config.seed, batch_size=_BATCH_SIZE.value,
-        episodes=episodes)
+        episodes=episodes, answers=kept)
+    for answer in kept or ():
+      record = records[answer["index"]]
+      answers.append({"benchmark": name, "index": answer["index"], "id": record.get("id", record.get("unique_id")),
+                      "problem": record.get("problem"), "gold": record.get("answer"),
+                      **answer})
   k = _SAMPLES.value
   width = max(len("benchmark"), *map(len, results))
   print(f"{'benchmark':<{width}} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
   for name, r in results.items():
     print(f"{name:<{width}} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
+  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   with open(_OUT.value, "w") as f:
     json.dump(results, f, indent=2)
+  if _SAMPLES_OUT.value:
+    import jax
+    path = _SAMPLES_OUT.value + (f".p{jax.process_index()}" if jax.process_count() > 1 else "")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+      for answer in answers:  # golds of some sets are lists or objects: written as JSON
+        f.write(json.dumps(answer, default=str) + "\n")
+    print(f"wrote {len(answers)} answers to {path}")
 
 
 if __name__ == "__main__":

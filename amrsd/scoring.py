@@ -53,19 +53,21 @@ def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
-                  seed, batch_size=64, episodes=EpisodeLimits()) -> np.ndarray:
+                  seed, batch_size=64, episodes=EpisodeLimits(), answers=None) -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
   records: dicts with "problem" and "answer" (and "system", used when present). verifier:
   a name for amrsd.rewards.verify_batch. With several processes, records are this
   process's share. Records with an "env" are episodes of that environment, played by
   amrsd.envs.rollout.play within `episodes`' limits and max_new_tokens cache slots (one
-  process only), correct when the environment's reward is >= 0.5.
+  process only), correct when the environment's reward is >= 0.5. answers: a list to
+  append one dict per answer to (problem index i, sample j, completion text or the
+  episode's transcript, reward, feedback), problem-major.
   """
   if records and records[0].get("env"):
     return _score_episodes(sampler, records, samples=samples, max_new_tokens=max_new_tokens,
                            temperature=temperature, seed=seed, batch_size=batch_size,
-                           limits=episodes)
+                           limits=episodes, answers=answers)
   # With several processes each scores its own records; generate is a collective, so
   # every process runs the same number of chunks (some possibly empty).
   chunks = int(distributed.gather(-(-len(records) // batch_size)).max())
@@ -79,12 +81,23 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
                               temperature=temperature, seed=seed)
     verdicts = rewards.verify_batch(verifier, result.texts,
                                     [chunk[i // samples] for i in range(len(result.texts))])
+    _keep_answers(answers, start, samples, result.texts, verdicts)
     rows.append(np.array([v.reward >= 0.5 for v in verdicts], bool).reshape(len(chunk), samples))
   return np.concatenate(rows)
 
 
+def _keep_answers(answers, start, samples, texts, verdicts):
+  """Appends each answer of a chunk whose first problem is `start` to `answers` (a list)."""
+  if answers is None:
+    return
+  for row, (text, verdict) in enumerate(zip(texts, verdicts)):
+    answers.append({"index": start + row // samples, "sample": row % samples,
+                    "completion": text, "reward": float(verdict.reward),
+                    "feedback": verdict.feedback})
+
+
 def _score_episodes(sampler, records, *, samples, max_new_tokens, temperature, seed,
-                    batch_size, limits):
+                    batch_size, limits, answers):
   if jax.process_count() > 1:
     raise ValueError("environment episodes are scored on one process (sampler sessions); "
                      "evaluate them from a single-host run")
@@ -94,6 +107,7 @@ def _score_episodes(sampler, records, *, samples, max_new_tokens, temperature, s
     out = rollout.play_records(sampler, chunk, n=samples, max_turns=limits.max_turns,
                                max_tokens_per_turn=limits.max_tokens_per_turn,
                                max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    _keep_answers(answers, start, samples, out.texts, out.verdicts)
     rows.append(np.array([v.reward >= 0.5 for v in out.verdicts], bool).reshape(-1, samples))
   return np.concatenate(rows)
 

@@ -1,6 +1,7 @@
 """File datasets (JSON Lines, plain or gzipped, Parquet) mapped onto amrsd's record fields.
 
-Every record becomes {"problem", "answer", "solution" (or None), "task", ...extra}. Rows
+Every record becomes {"problem", "answer", "solution" (or None), "task", ...extra}, and
+keeps a row's "id" where it has one (`amrsd.evaluate --samples_out` names answers by it). Rows
 are read and checked when the source is opened, so a malformed row fails before any
 compilation, with file, line (Parquet: row) and field in the message; with
 skip_bad_rows=True it is skipped and counted in `source.skipped` instead.
@@ -199,7 +200,7 @@ def _to_record(row, fmt: FieldMap) -> dict:
   if not isinstance(task, str) or not task:
     raise _FieldError("task", "missing: this format takes the verifier name from each row")
   record = {"problem": problem, "answer": answer, "solution": solution, "task": task}
-  record.update({key: row[key] for key in fmt.extra if key in row})
+  record.update({key: row[key] for key in ("id", *fmt.extra) if key in row})
   return record
 
 

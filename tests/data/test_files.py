@@ -85,6 +85,14 @@ def test_generic_format_takes_the_task_from_each_row(tmp_path):
   assert data.FileSource(path, format="math")[1]["answer"] == "3"
 
 
+def test_a_rows_id_is_kept_in_every_format(tmp_path):
+  path = write_jsonl(tmp_path / "gsm8k_ids.jsonl", [
+      {"id": "q-7", "question": "One and one?", "answer": "#### 2"},
+      {"question": "Two and two?", "answer": "#### 4"}])
+  first, second = data.FileSource(path)
+  assert first["id"] == "q-7" and "id" not in second
+
+
 def test_parquet_source_reads_rows_and_names_bad_ones(tmp_path):
   import pyarrow as pa
   import pyarrow.parquet as pq
