@@ -146,6 +146,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.log = ml_collections.ConfigDict()
   c.log.plot_every_steps = 5
   c.log.progress = True
+  # workdir/samples.jsonl and TensorBoard text "samples": a step's first `samples_groups`
+  # groups (problem, gold; per rollout the completion or the episode's transcript, reward,
+  # the verifier's feedback and the hint written for it), every `samples_every_steps`
+  # steps (0 = never). With several processes, the first process's groups.
+  c.log.samples_every_steps = 1
+  c.log.samples_groups = 1
   # Weights & Biases next to TensorBoard: the project ("" = off; needs the `wandb` package),
   # and the entity ("" = your default). The W&B run is named after the workdir and resumed
   # with it (its id is kept in workdir/wandb_run_id); WANDB_MODE=offline logs locally.
@@ -288,6 +294,8 @@ _RULES = {
     "eval.size": (lambda v: v > 0, "must be > 0"),
     "eval.max_new_tokens": (lambda v: v == -1 or v > 0, "must be > 0, or -1"),
     "log.plot_every_steps": (lambda v: v > 0, "must be > 0"),
+    "log.samples_every_steps": (lambda v: v >= 0, "must be >= 0 (0 = never)"),
+    "log.samples_groups": (lambda v: v > 0, "must be > 0"),
     "mesh.shape": (lambda v: len(v) == 3 and all(n == -1 or n > 0 for n in v),
                    "must be 3 sizes (data, fsdp, tensor), each > 0 or -1"),
 }

@@ -118,6 +118,7 @@ class Trainer:
             micro_batches=config.train.micro_batches)
       self.step = 0
       self.last_eval = None
+      self.last_samples = []  # samples.jsonl rows of the step just run (log.samples_*)
       self.best_eval = None  # best held-out greedy accuracy so far (divergence guard)
       self._stop_requested = False
 
@@ -231,9 +232,13 @@ class Trainer:
         self.algo, np.ones_like(all_reward), all_reward, k)).any())
 
     t0 = time.perf_counter()
-    teacher, host_stats = self._teacher_messages(records, texts, reward,
-                                                 rollouts.feedback, k, active=teacher_on)
+    teacher, host_stats, hints = self._teacher_messages(records, texts, reward,
+                                                        rollouts.feedback, k, active=teacher_on)
     times["time_reflect"] = time.perf_counter() - t0
+    every = c.log.samples_every_steps
+    if self.is_primary and every and (k + 1) % every == 0:
+      self.last_samples = sample_groups(rollouts, hints, c.rollout.group_size,
+                                        c.log.samples_groups)
 
     t0 = time.perf_counter()
     if teacher is not None:
@@ -303,7 +308,8 @@ class Trainer:
     return items[self.block * per:(self.block + 1) * per]
 
   def _teacher_messages(self, records, texts, reward, feedback, step, *, active=True):
-    """Teacher chat messages per rollout (None = no teacher) and reflection metrics.
+    """Teacher chat messages per rollout (None = no teacher), reflection metrics and the
+    hints (str or None per rollout; all None where the method writes none).
 
     active=False: no row of the batch can use a teacher this step (annealed out, or no
     group with signal): no reflection, no teacher rows."""
@@ -311,18 +317,18 @@ class Trainer:
     context = registry.get(c.algorithm.name).context
     if context == "hint" and c.reflection.teacher_context == "raw_reference":
       context = "reference"  # the ablation without the reflection bottleneck
+    hints = [None] * len(texts)
     if context == "none":
-      return None, {}
+      return None, {}, hints
     if not active:
       rows = len(texts) * self.blocks
       skipped = reflection.ReflectionStats(hints_skipped=rows, hints_empty=rows)
       return None, (_reflection_metrics(skipped, rows)
-                    if context == "hint" else {})
+                    if context == "hint" else {}), hints
     stats = {}
     packets = reflection.diagnose(records, texts, reward, feedback, G,
                                   success_threshold=c.algorithm.success_threshold,
                                   peer_max_chars=c.reflection.peer_max_chars)
-    hints = [None] * len(texts)
     if context == "hint":
       def sample(requests, attempt, n=1):
         key = jax.random.fold_in(rng.stream(c.seed, step, "reflect"), attempt)
@@ -346,7 +352,7 @@ class Trainer:
                                           templates=self.templates)
     # The teacher reads the row's system prompt too (SciKnowEval's answer format, BFCL's tools).
     teacher = [prompts.with_system(m, records[i // G].get("system")) for i, m in enumerate(teacher)]
-    return teacher, stats
+    return teacher, stats, hints
 
   # -- evaluation and the loop ---------------------------------------------------------
 
@@ -395,6 +401,8 @@ class Trainer:
                                           self.step % c.eval.every_steps == 0):
           metrics.update(self.evaluate())
         writer.write(self.step, metrics)
+        writer.write_samples(self.step, self.last_samples)
+        self.last_samples = []
         self._guard(metrics)
         if progress is not None:
           progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}",
@@ -461,6 +469,22 @@ def _check_env(config, source):
                      "of that environment, e.g. config.data.task='bfcl_mt:base'")
   raise ValueError(f"{source!r} (config.data.task={config.data.task!r}) gives episodes of the "
                    f"environment {given!r}; set config.data.env={given!r} to play them")
+
+
+def sample_groups(rollouts: Rollouts, hints, group_size: int, groups: int) -> list[dict]:
+  """The first `groups` groups of a step's rollouts, as samples.jsonl rows (without the
+  step): problem, gold, and per rollout the completion (an episode's transcript),
+  reward, the verifier's feedback, whether it was clipped, and its hint (or None)."""
+  out = []
+  for g, record in enumerate(rollouts.records[:groups]):
+    rows = range(g * group_size, (g + 1) * group_size)
+    out.append({"group": g, "problem": record.get("problem"), "gold": record.get("answer"),
+                "rollouts": [{"completion": rollouts.texts[i],
+                              "reward": float(rollouts.reward[i]),
+                              "feedback": rollouts.feedback[i],
+                              "clipped": bool(rollouts.clipped[i]), "hint": hints[i]}
+                             for i in rows]})
+  return out
 
 
 def _reflection_metrics(rstats, rows):

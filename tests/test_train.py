@@ -86,6 +86,14 @@ def test_a_finished_run_keeps_its_history_and_a_good_checkpoint(finished):
   # Step 2's rollouts and gradient passed the guard: they confirm step 1's weights.
   good = json.loads((finished["workdir"] / "checkpoints" / "last_good.json").read_text())
   assert good == {"step": 1}
+  # Each step's first group, as the run saw it (GRPO writes no hints).
+  samples = read_metrics(str(finished["workdir"] / "samples.jsonl"))
+  assert [(r["step"], r["group"], len(r["rollouts"])) for r in samples] == [(1, 0, 4), (2, 0, 4)]
+  for row in samples:
+    assert row["problem"].startswith("What is") and row["gold"]
+    for rollout in row["rollouts"]:
+      assert rollout["reward"] in (0.0, 1.0) and rollout["feedback"] and rollout["hint"] is None
+      assert isinstance(rollout["completion"], str)
 
 
 def test_a_second_trainer_on_the_workdir_is_refused_naming_the_holder(finished):
@@ -157,7 +165,8 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(diverged):
   assert (workdir / "damaged_checkpoints" / "2").is_dir()
 
 
-def test_a_huge_learning_rate_stops_at_the_diverged_step_keeping_the_good_checkpoint(diverged):
+def test_a_huge_learning_rate_stops_at_the_diverged_step_keeping_the_good_checkpoint(
+    diverged, finished):
   workdir, out = diverged
   assert "warning: config.train.learning_rate=1e+06 is far outside" in out.stderr
   assert "resume: config.train.learning_rate: 1e-05 -> 1000000.0" in out.stderr
@@ -171,6 +180,11 @@ def test_a_huge_learning_rate_stops_at_the_diverged_step_keeping_the_good_checkp
   assert _steps(workdir) == [0, 1, 2]
   assert _checkpoints(workdir) == [1]
   assert json.loads((workdir / "checkpoints" / "diverged.json").read_text())["step"] == 2
+  # Resumed at step 1: the first run's step-2 group was replaced by the same group again.
+  samples = read_metrics(str(workdir / "samples.jsonl"))
+  assert [r["step"] for r in samples] == [1, 2]
+  assert samples[1]["problem"] == read_metrics(
+      str(finished["workdir"] / "samples.jsonl"))[1]["problem"]
 
 
 def test_bad_files_are_named(tmp_path):

@@ -387,6 +387,16 @@ def test_a_multiturn_step_trains_on_the_policy_tokens_of_whole_episodes(tmp_path
   if method == "amrsd":
     assert metrics["hint_requests"] >= 1 and metrics["hints_made"] == 2
     assert metrics["cig_mean_pos"] != 0.0  # the hinted teacher scores the episode otherwise
+  # samples.jsonl's row of the step: the first group's episodes, verdicts and hint.
+  group, = trainer.last_samples
+  assert group["problem"] == rollouts.records[0]["problem"]
+  assert [r["completion"] for r in group["rollouts"]] == rollouts.texts[:2]
+  assert [r["reward"] for r in group["rollouts"]] == [1.0, float(rollouts.reward[1])]
+  hints = [r["hint"] for r in group["rollouts"]]
+  if method == "amrsd":  # one group hint for both episodes
+    assert hints[0] and hints[0] == hints[1]
+  else:
+    assert hints == [None, None]
   assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
   for name in ("turns_mean", "tool_calls_mean", "env_errors", "policy_token_fraction"):
     assert name in metrics
