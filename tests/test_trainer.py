@@ -282,12 +282,18 @@ def test_a_step_with_a_teacher_runs_on_the_real_model(tmp_path, method):
   contexts, the update and the evaluation, end to end on SmolLM2-135M."""
   from amrsd.trainer import Trainer
   config = _small_run(tmp_path, method)
+  config.log.samples_groups = 2  # every group of the step
   final = Trainer(config).train()
   assert final["step"] == 1 and 0.0 <= final["eval_accuracy"] <= 1.0
   row = [r for r in read_metrics(tmp_path / method / "metrics.jsonl") if r["step"] == 1][0]
   assert np.isfinite(row["loss"]) and row["teacher_token_mismatch"] == 0.0
+  samples = read_metrics(tmp_path / method / "samples.jsonl")
+  rollouts = [r for group in samples for r in group["rollouts"]]
+  assert [g["group"] for g in samples] == [0, 1] and len(rollouts) == 8
+  assert sum(r["reward"] for r in rollouts) / 8 == pytest.approx(row["reward_mean"])
   if method == "amrsd":
     assert row["hints_made"] + row["hints_empty"] == 8
+    assert sum(r["hint"] is not None for r in rollouts) == row["hints_made"]
     # Zero-variance groups ask for no hint (it could not change the loss); others do.
     assert row["hints_skipped"] == 8 or row["hint_requests"] > 0
     assert (row["hint_length_mean"] > 0) == (row["hints_made"] > 0)
