@@ -8,10 +8,10 @@ prompt template, verifier) is read from its latest checkpoint and the trained we
 are restored read-only. Benchmarks are the sets shipped with amrsd, by name
 (amrsd.data.BENCHMARKS), or JSONL / Parquet files by path (relative ones under
 --data_dir); a file is graded like the run (its verifier, template and field mapping).
-Names and files are read before the model loads. Writes eval.json (per benchmark
-avg@k, pass@k, count) and prints a table; with --samples_out, every answer as one JSON
-line (benchmark, problem, gold, the completion or the episode's transcript, reward and
-the verifier's feedback), to see why a set scores what it does.
+Names and files are read before the model loads. Writes eval.json (per benchmark, after
+each one: avg@k, pass@k, count) and prints a table; with --samples_out, every answer as
+one JSON line (benchmark, problem, gold, the completion or the episode's transcript,
+reward and the verifier's feedback), to see why a set scores what it does.
 """
 
 import json
@@ -110,7 +110,7 @@ def evaluate():
   sampler = Sampler(model, tokenizer)
   episodes = scoring.EpisodeLimits(_MAX_TURNS.value or config.rollout.max_turns,
                                    _TOKENS_PER_TURN.value or config.rollout.max_tokens_per_turn)
-  results, answers = {}, []
+  results, answers, samples_path = {}, [], ""
   for name, (records, verifier, template) in sets.items():
     records = records[:_LIMIT.value or None]
     kept = [] if _SAMPLES_OUT.value else None
@@ -118,28 +118,45 @@ def evaluate():
         sampler, records, verifier, template=template,
         samples=_SAMPLES.value, max_new_tokens=_MAX_NEW_TOKENS.value,
         temperature=_TEMPERATURE.value, seed=config.seed, batch_size=_BATCH_SIZE.value,
-        episodes=episodes, answers=kept)
+        episodes=episodes, answers=kept, progress=name)
     for answer in kept or ():
       record = records[answer["index"]]
-      answers.append({"benchmark": name, "index": answer["index"], "id": record.get("id", record.get("unique_id")),
+      answers.append({"benchmark": name, "index": answer["index"],
+                      "id": record.get("id", record.get("unique_id")),
                       "problem": record.get("problem"), "gold": record.get("answer"),
                       **answer})
+    # After every set: a later set that fails or is killed loses only its own scores.
+    samples_path = _write_outputs(results, answers)
   k = _SAMPLES.value
   width = max(len("benchmark"), *map(len, results))
   print(f"{'benchmark':<{width}} {'count':>6} {'avg@' + str(k):>8} {'pass@' + str(k):>8}")
   for name, r in results.items():
     print(f"{name:<{width}} {r['count']:>6} {r[f'avg@{k}']:>8.3f} {r[f'pass@{k}']:>8.3f}")
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  with open(_OUT.value, "w") as f:
-    json.dump(results, f, indent=2)
-  if _SAMPLES_OUT.value:
-    import jax
-    path = _SAMPLES_OUT.value + (f".p{jax.process_index()}" if jax.process_count() > 1 else "")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-      for answer in answers:  # golds of some sets are lists or objects: written as JSON
-        f.write(json.dumps(answer, default=str) + "\n")
-    print(f"wrote {len(answers)} answers to {path}")
+  if samples_path:
+    print(f"wrote {len(answers)} answers to {samples_path}")
+
+
+def _write_outputs(results, answers):
+  """Writes --out (first process) and --samples_out (every process its own answers), each
+  replaced whole; returns the samples file's path ("" when not asked for)."""
+  import jax
+
+  from amrsd import distributed
+  if distributed.is_primary():
+    _replace(_OUT.value, json.dumps(results, indent=2))
+  if not _SAMPLES_OUT.value:
+    return ""
+  path = _SAMPLES_OUT.value + (f".p{jax.process_index()}" if jax.process_count() > 1 else "")
+  # Golds of some sets are lists or objects: written as JSON.
+  _replace(path, "".join(json.dumps(a, default=str) + "\n" for a in answers))
+  return path
+
+
+def _replace(path, text):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

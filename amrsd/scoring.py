@@ -53,7 +53,8 @@ def resolve_benchmark(name, data_dir=None, *, verifier, template, dataset=""):
 
 
 def score_records(sampler, records, verifier, *, template, samples, max_new_tokens, temperature,
-                  seed, batch_size=64, episodes=EpisodeLimits(), answers=None) -> np.ndarray:
+                  seed, batch_size=64, episodes=EpisodeLimits(), answers=None,
+                  progress="") -> np.ndarray:
   """Per-problem correctness: bool [len(records), samples] (problem i, sample j).
 
   records: dicts with "problem" and "answer" (and "system", used when present). verifier:
@@ -62,19 +63,20 @@ def score_records(sampler, records, verifier, *, template, samples, max_new_toke
   amrsd.envs.rollout.play within `episodes`' limits and max_new_tokens cache slots (one
   process only), correct when the environment's reward is >= 0.5. answers: a list to
   append one dict per answer to (problem index i, sample j, completion text or the
-  episode's transcript, reward, feedback), problem-major.
+  episode's transcript, reward, feedback), problem-major. progress: a label for a
+  progress bar over the problems on stderr ("" = none).
   """
   if records and records[0].get("env"):
     return _score_episodes(sampler, records, samples=samples, max_new_tokens=max_new_tokens,
                            temperature=temperature, seed=seed, batch_size=batch_size,
-                           limits=episodes, answers=answers)
+                           limits=episodes, answers=answers, progress=progress)
   # With several processes each scores its own records; generate is a collective, so
   # every process runs the same number of chunks (some possibly empty).
   chunks = int(distributed.gather(-(-len(records) // batch_size)).max())
   if not chunks:
     raise ValueError("score_records: no records to evaluate")
   rows = []
-  for start in range(0, chunks * batch_size, batch_size):
+  for start in _chunk_starts(chunks * batch_size, batch_size, len(records), progress):
     chunk = records[start:start + batch_size]
     messages = [prompts.chat_messages(r, template) for r in chunk]
     result = sampler.generate(messages, n=samples, max_new_tokens=max_new_tokens,
@@ -96,13 +98,25 @@ def _keep_answers(answers, start, samples, texts, verdicts):
                     "feedback": verdict.feedback})
 
 
+def _chunk_starts(stop, batch_size, problems, progress):
+  """range(0, stop, batch_size), with a progress bar over `problems` when labelled."""
+  if not progress or not distributed.is_primary():
+    yield from range(0, stop, batch_size)
+    return
+  from tqdm import tqdm
+  with tqdm(total=problems, desc=progress, unit="problem", dynamic_ncols=True) as bar:
+    for start in range(0, stop, batch_size):
+      yield start
+      bar.update(max(0, min(batch_size, problems - start)))
+
+
 def _score_episodes(sampler, records, *, samples, max_new_tokens, temperature, seed,
-                    batch_size, limits, answers):
+                    batch_size, limits, answers, progress):
   if jax.process_count() > 1:
     raise ValueError("environment episodes are scored on one process (sampler sessions); "
                      "evaluate them from a single-host run")
   rows = []
-  for start in range(0, len(records), batch_size):
+  for start in _chunk_starts(len(records), batch_size, len(records), progress):
     chunk = records[start:start + batch_size]
     out = rollout.play_records(sampler, chunk, n=samples, max_turns=limits.max_turns,
                                max_tokens_per_turn=limits.max_tokens_per_turn,

@@ -84,6 +84,7 @@ def test_samples_out_has_every_answer_with_its_verdict(tmp_path):
              f"--out={tmp_path / 'eval.json'}", f"--samples_out={tmp_path / 'ans.jsonl'}")
   assert out.returncode == 0, out.stderr[-2000:]
   assert f"wrote 6 answers to {tmp_path / 'ans.jsonl'}" in out.stdout
+  assert f"{problems}: 100%" in out.stderr and "3/3 [" in out.stderr  # the progress bar
   answers = [json.loads(l) for l in (tmp_path / "ans.jsonl").read_text().splitlines()]
   assert [(a["index"], a["sample"]) for a in answers] == [(i, j) for i in range(3)
                                                           for j in range(2)]
