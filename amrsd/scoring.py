@@ -104,7 +104,9 @@ def _chunk_starts(stop, batch_size, problems, progress):
     yield from range(0, stop, batch_size)
     return
   from tqdm import tqdm
-  with tqdm(total=problems, desc=progress, unit="problem", dynamic_ncols=True) as bar:
+  # leave=False: the bar clears when done (the trainer's own bar stays the only one).
+  with tqdm(total=problems, desc=progress, unit="problem", dynamic_ncols=True,
+            leave=False) as bar:
     for start in range(0, stop, batch_size):
       yield start
       bar.update(max(0, min(batch_size, problems - start)))

@@ -362,11 +362,13 @@ class Trainer:
     # Environment records are played as episodes within the rollouts' limits.
     common = dict(template=task_template(c), samples=1, max_new_tokens=tokens,
                   episodes=EpisodeLimits(c.rollout.max_turns, c.rollout.max_tokens_per_turn))
+    label = lambda kind: f"held-out, {kind}" if c.log.progress else ""
     greedy = evaluate_records(self.sampler, self.eval_records, self.verifier,
-                              temperature=0.0, seed=0, **common)
+                              temperature=0.0, seed=0, progress=label("greedy"), **common)
     sampled = evaluate_records(self.sampler, self.eval_records, self.verifier,
                                temperature=c.rollout.temperature,
-                               seed=rng.stream(c.seed, self.step, "eval"), **common)
+                               seed=rng.stream(c.seed, self.step, "eval"),
+                               progress=label("sampled"), **common)
     self.last_eval = {"eval_accuracy": greedy["avg@1"], "eval_accuracy_sampled": sampled["avg@1"]}
     return self.last_eval
 
