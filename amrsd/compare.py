@@ -177,11 +177,12 @@ def score_all(cfg, log=print) -> None:
     for set_name, (records, verifier, template) in sets.items():
       kwargs = dict(template=template, max_new_tokens=tokens)
       greedy = (score_records(sampler, records, verifier, samples=1, temperature=0.0,
-                              seed=0, **kwargs)[:, 0].astype(int).tolist()
+                              seed=0, progress=f"{name} {set_name} greedy",
+                              **kwargs)[:, 0].astype(int).tolist()
                 if e.greedy else None)
       sampled = score_records(sampler, records, verifier, samples=e.samples,
                               temperature=e.temperature, seed=stream(e.seed, 0, "eval"),
-                              **kwargs)
+                              progress=f"{name} {set_name} sampled", **kwargs)
       out["sets"][set_name] = {"problems": len(records), "greedy": greedy,
                                "sampled": sampled.astype(int).tolist()}
       log(f"[compare] scored {name} (step {step}) on {set_name}: greedy "

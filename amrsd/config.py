@@ -91,7 +91,8 @@ def default_config() -> ml_collections.ConfigDict:
   # generator, amrsd/data/oracle.py: hints that carry information, to measure the CIG gate
   # apart from the writer; procedural tasks only). Same leak filter, retry and metrics.
   c.reflection.hint_source = "model"
-  c.reflection.peer_max_chars = 600
+  c.reflection.peer_max_chars = 600    # the end of the successful peer that the hint prompt
+                                       # shows (SDPO's teacher reads the peer whole)
   c.reflection.attempt_max_chars = 400  # the end of the attempt that the hint prompt shows
   # How a refused or cut-off hint gets its one retry: parallel | sequential. parallel
   # samples it with the first try (amrsd.reflection.SampledRetries: same distribution,

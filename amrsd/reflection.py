@@ -77,9 +77,9 @@ def strip_thinking(text: str, max_chars: int | None = None) -> str:
   return text if max_chars is None or len(text) <= max_chars else "..." + text[-max_chars:]
 
 
-def diagnose(records, completions, rewards, feedbacks, group_size, *,
-             success_threshold=0.5, peer_max_chars=600):
-  """Phase 1: one Packet per rollout (rollouts ordered group-major)."""
+def diagnose(records, completions, rewards, feedbacks, group_size, *, success_threshold=0.5):
+  """Phase 1: one Packet per rollout (rollouts ordered group-major). The peer is whole
+  (thinking removed): SDPO's teacher reads it so; hint prompts show its end."""
   packets = []
   for i, completion in enumerate(completions):
     group = range(i - i % group_size, i - i % group_size + group_size)
@@ -93,13 +93,13 @@ def diagnose(records, completions, rewards, feedbacks, group_size, *,
     packets.append(Packet(
         correct=correct,
         feedback="" if correct else feedbacks[i],
-        peer=strip_thinking(completions[peers[0]], peer_max_chars) if peers else None,
+        peer=strip_thinking(completions[peers[0]]) if peers else None,
         reference=reference if not peers else None))
   return packets
 
 
 def hint_prompt(record, attempt, packet, *, templates=None, tokenizer=None,
-                attempt_max_chars=400):
+                attempt_max_chars=400, peer_max_chars=600):
   """Phase 2 prompt for one packet; None for an empty packet.
 
   A chat message list, or with `tokenizer` the chat-templated text with thinking switched
@@ -114,8 +114,8 @@ def hint_prompt(record, attempt, packet, *, templates=None, tokenizer=None,
   if packet.correct:
     text = prompts.render("reflect_success", templates, **fields)
   elif packet.peer or packet.reference:
-    text = prompts.render("reflect_with_peer", templates, peer=packet.peer or packet.reference,
-                          **fields)
+    peer = strip_thinking(packet.peer, peer_max_chars) if packet.peer else packet.reference
+    text = prompts.render("reflect_with_peer", templates, peer=peer, **fields)
   else:
     text = prompts.render("reflect_with_feedback", templates, **fields)
   messages = [{"role": "user", "content": text}]
@@ -139,7 +139,7 @@ def needs_hint(packets, rewards, group_size) -> list[bool]:
 
 def reflect(generate, records, completions, packets, group_size, *, rewards,
             granularity="rollout", verifier="math", templates=None, tokenizer=None,
-            collective=False, request=None, attempt_max_chars=400):
+            collective=False, request=None, attempt_max_chars=400, peer_max_chars=600):
   """Phase 2: hints (str or None) for every rollout, and ReflectionStats.
 
   generate(prompts, attempt) writes the hints (the sampler at the reflection temperature,
@@ -155,7 +155,8 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   collective: call generate for both attempts even with nothing to ask, for multi-process
   runs where generate is a collective that every process enters.
   request(record, completion, packet): what generate is sent per hint; None: hint_prompt's
-  prompt for the policy, showing the attempt's last attempt_max_chars characters. The
+  prompt for the policy, showing the attempt's last attempt_max_chars characters and the
+  peer's last peer_max_chars. The
   oracle writer (amrsd.data.oracle, reflection.hint_source = oracle) is sent the record
   itself; everything after the writer is the same.
   """
@@ -176,7 +177,7 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   if request is None:
     def request(record, completion, packet):
       return hint_prompt(record, completion, packet, templates=templates, tokenizer=tokenizer,
-                         attempt_max_chars=attempt_max_chars)
+                         attempt_max_chars=attempt_max_chars, peer_max_chars=peer_max_chars)
   pending = [(i, request(records[i // group_size], completions[i], packets[i])) for i in writers]
   for attempt in range(2):
     if not pending and not collective:

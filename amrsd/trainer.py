@@ -261,7 +261,13 @@ class Trainer:
     all_hints = (distributed.gather(batch["has_hint"]).reshape(-1)
                  if "has_hint" in batch else None)
     batch = sharding.put_batch(self.mesh, batch)
-    if method.teacher != "none":
+    # teacher_forward=stacked: the update runs every teacher row stacked with the student's
+    # in its own forward (algorithms/step.py); without teacher rows the program below
+    # gives the zeros the update reads.
+    stacked = c.algorithm.teacher_forward == "stacked" and "teacher_ids" in batch
+    if method.teacher != "none" and stacked:
+      host_stats["teacher_rows"] = float(len(all_reward))
+    elif method.teacher != "none":
       t_teacher = time.perf_counter()
       rows = teacher_lib.row_bucket(self.algo, all_hints, all_reward, k, c.train.micro_batches)
       out = self.teacher_fn(self.params, batch, jnp.int32(k), self.copies.teacher_state(),
@@ -272,6 +278,7 @@ class Trainer:
       batch.pop("teacher_ids", None), batch.pop("teacher_mask", None)
       times["time_teacher"] = time.perf_counter() - t_teacher
       host_stats["teacher_rows"] = float(rows * c.train.micro_batches)
+    if method.teacher != "none":
       host_stats["teacher_rows_needed"] = float(np.asarray(teacher_lib.needed_rows(
           self.algo, all_hints, all_reward, k)).sum())
     if self.algo.kl_coef > 0:
@@ -327,8 +334,7 @@ class Trainer:
                     if context == "hint" else {}), hints
     stats = {}
     packets = reflection.diagnose(records, texts, reward, feedback, G,
-                                  success_threshold=c.algorithm.success_threshold,
-                                  peer_max_chars=c.reflection.peer_max_chars)
+                                  success_threshold=c.algorithm.success_threshold)
     if context == "hint":
       def sample(requests, attempt, n=1):
         key = jax.random.fold_in(rng.stream(c.seed, step, "reflect"), attempt)
@@ -343,7 +349,8 @@ class Trainer:
           write, records, texts, packets, G, rewards=reward,
           granularity=c.reflection.hint_granularity, verifier=self.verifier,
           templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1,
-          request=request, attempt_max_chars=c.reflection.attempt_max_chars)
+          request=request, attempt_max_chars=c.reflection.attempt_max_chars,
+          peer_max_chars=c.reflection.peer_max_chars)
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))

@@ -18,6 +18,17 @@ def _packets(rewards, completions=None, feedback="answer 41 does not match"):
                              group_size=len(rewards)), completions
 
 
+def test_sdpos_teacher_reads_the_whole_peer_and_the_hint_prompt_its_end():
+  long_peer = "<think>scratch</think>" + "".join(f"step {i}; " for i in range(200)) + "6 * 7 = 42"
+  packets, _ = _packets([0.0, 1.0], completions=["6 * 7 = 41", long_peer])
+  whole = long_peer.removeprefix("<think>scratch</think>")
+  assert packets[0].peer == whole and len(whole) > 1800
+  (teacher,) = reflection.teacher_contexts("peer", [RECORD], packets, [None, None], 2)[0]
+  assert whole in teacher["content"] and "scratch" not in teacher["content"]
+  (message,) = reflection.hint_prompt(RECORD, "6 * 7 = 41", packets[0], peer_max_chars=100)
+  assert "..." + whole[-100:] in message["content"] and whole[-101:] not in message["content"]
+
+
 def test_diagnose_never_uses_itself_as_peer():
   packets, completions = _packets([1.0, 0.0, 0.0, 1.0])
   assert packets[0].peer == completions[3]   # the only other success

@@ -410,6 +410,32 @@ def test_a_multiturn_step_trains_on_the_policy_tokens_of_whole_episodes(tmp_path
   assert evaluation["eval_accuracy"] == 0.0
 
 
+def test_a_stacked_teacher_forward_trains_like_the_teacher_program(tmp_path):
+  """algorithm.teacher_forward=stacked: the update runs the teacher rows itself (no teacher
+  program) and gives the loss and CIG statistics of the default on the same rollouts."""
+  from amrsd.trainer import Trainer
+  runs = {}
+  for forward in ("separate", "stacked"):
+    config = _episode_run(tmp_path / forward, "amrsd")
+    config.algorithm.teacher_forward = forward
+    trainer = Trainer(config)
+    try:
+      with jax.set_mesh(trainer.mesh):
+        rollouts = trainer.rollouts()
+        rollouts.reward[0], rollouts.feedback[0] = 1.0, ""  # a group with signal
+        runs[forward] = trainer.learn(rollouts)
+    finally:
+      trainer.close()
+  separate, stacked = runs["separate"], runs["stacked"]
+  assert "time_teacher" in separate and "time_teacher" not in stacked
+  assert separate["teacher_rows"] == 2 and stacked["teacher_rows"] == 4
+  assert separate["teacher_rows_needed"] == stacked["teacher_rows_needed"] == 2
+  assert separate["hints_made"] == stacked["hints_made"] == 2
+  for name in ("loss", "cig_mean_pos", "cig_mean_neg", "gate_fraction", "grad_norm"):
+    assert stacked[name] == pytest.approx(separate[name], rel=1e-4, abs=1e-6), name
+  assert separate["cig_mean_pos"] != 0.0
+
+
 def test_episodes_and_prompts_must_match_data_env(tmp_path):
   """Both mismatches are named before the model loads (its path does not exist here)."""
   from amrsd.trainer import Trainer

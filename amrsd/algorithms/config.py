@@ -87,10 +87,11 @@ class AlgorithmConfig:
 
   # -- Implementation.
   logit_chunk: int = 512         # response tokens per vocabulary-sized chunk (memory bound).
-  # separate: teacher rows run their own no-grad forward in the same jitted program, so
-  # the backward pass covers student rows only. stacked: student and teacher rows are
-  # padded to one length and run as one forward (teacher rows stop-gradient); the
-  # backward then also runs over the teacher rows (see step.py).
+  # separate: teacher rows run their own no-grad forward, so the backward pass covers
+  # student rows only (the trainer runs it as a program of its own, on the rows that can
+  # use it: amrsd/algorithms/teacher.py). stacked: student and teacher rows of every row
+  # are padded to one length and run as one forward in the update (teacher rows
+  # stop-gradient); the backward then also runs over the teacher rows (see step.py).
   teacher_forward: str = "separate"
 
   def __post_init__(self):
