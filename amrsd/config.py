@@ -94,6 +94,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.reflection.peer_max_chars = 600    # the end of the successful peer that the hint prompt
                                        # shows (SDPO's teacher reads the peer whole)
   c.reflection.attempt_max_chars = 400  # the end of the attempt that the hint prompt shows
+  # The leak filter's copy rule (amrsd/hint_filter.py): a hint copies a source (the peer,
+  # the reference, the responses it goes to) when leak_max_copied of its distinct
+  # leak_ngram-word n-grams appear in that one source.
+  c.reflection.leak_ngram = 8
+  c.reflection.leak_max_copied = 0.5
   # How a refused or cut-off hint gets its one retry: parallel | sequential. parallel
   # samples it with the first try (amrsd.reflection.SampledRetries: same distribution,
   # one sampler call instead of two, decode rows spent on retries that go unused).
@@ -276,6 +281,8 @@ _RULES = {
     "reflection.hint_temperature": (lambda v: v >= 0 and math.isfinite(v), "must be >= 0"),
     "reflection.peer_max_chars": (lambda v: v > 0, "must be > 0"),
     "reflection.attempt_max_chars": (lambda v: v > 0, "must be > 0"),
+    "reflection.leak_ngram": (lambda v: v > 0, "must be > 0"),
+    "reflection.leak_max_copied": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "data.max_prompt_tokens": (lambda v: v > 0, "must be > 0"),
     "model.chat_template": (lambda v: v == "" or os.path.isfile(chat_template_path(v)),
                             "is neither a file nor a template shipped in amrsd/chat_templates "

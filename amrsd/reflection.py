@@ -139,7 +139,8 @@ def needs_hint(packets, rewards, group_size) -> list[bool]:
 
 def reflect(generate, records, completions, packets, group_size, *, rewards,
             granularity="rollout", verifier="math", templates=None, tokenizer=None,
-            collective=False, request=None, attempt_max_chars=400, peer_max_chars=600):
+            collective=False, request=None, attempt_max_chars=400, peer_max_chars=600,
+            leak_ngram=8, leak_max_copied=0.5):
   """Phase 2: hints (str or None) for every rollout, and ReflectionStats.
 
   generate(prompts, attempt) writes the hints (the sampler at the reflection temperature,
@@ -149,7 +150,8 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
   granularity "group" writes one hint per prompt, from the group's first failed rollout
   (failures carry the most information), else its first, and gives it to all G rollouts.
   A hint that leaks (amrsd.hint_filter.leaks against the record's gold forms for
-  `verifier`; copy sources: the peer, the reference and the responses it goes with), is
+  `verifier`; copy sources: the peer, the reference and the responses it goes with, a
+  copy being leak_max_copied of the hint's distinct leak_ngram-word n-grams in one), is
   cut off, or is only thinking gets one retry, then none. tokenizer: hint prompts are
   templated here with thinking off (see hint_prompt); None sends chat messages.
   collective: call generate for both attempts even with nothing to ask, for multi-process
@@ -197,7 +199,7 @@ def reflect(generate, records, completions, packets, group_size, *, rewards,
       if reason == "length" or not text:
         stats.hints_unfinished += 1
       elif leaks(text, gold_answers(record, verifier), [s for s in sources if s],
-                 verifier=verifier):
+                 verifier=verifier, ngram=leak_ngram, max_copied=leak_max_copied):
         stats.hints_rejected += 1
       else:
         hints[i], tokens[i] = text, int(mask[k].sum()) if mask is not None else 0

@@ -15,7 +15,8 @@ from amrsd.algorithms import registry
 MEANING = ("algorithm.", "rollout.group_size", "rollout.max_turns", "model.path",
            "model.dtype", "train.trainable", "train.top_layers", "train.lora_rank",
            "train.lora_alpha", "train.lora_targets",
-           "data.", "prompts.", "seed", "reflection.hint_source", "reflection.teacher_context")
+           "data.", "prompts.", "seed", "reflection.hint_source", "reflection.teacher_context",
+           "reflection.leak_")
 _ABSENT = "<absent>"
 
 

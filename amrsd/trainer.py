@@ -350,7 +350,8 @@ class Trainer:
           granularity=c.reflection.hint_granularity, verifier=self.verifier,
           templates=self.templates, tokenizer=self.tokenizer, collective=self.blocks > 1,
           request=request, attempt_max_chars=c.reflection.attempt_max_chars,
-          peer_max_chars=c.reflection.peer_max_chars)
+          peer_max_chars=c.reflection.peer_max_chars, leak_ngram=c.reflection.leak_ngram,
+          leak_max_copied=c.reflection.leak_max_copied)
       # Summed over processes: every process reflected on its own rollouts.
       rstats = reflection.ReflectionStats(
           *map(int, distributed.gather(dataclasses.astuple(rstats)).sum(axis=0)))

@@ -164,6 +164,19 @@ def test_reflect_strips_thinking_closed_or_not():
   assert hints[2] is None and stats.hints_unfinished == 2 and stats.hints_rejected == 0
 
 
+def test_the_copy_rule_is_set_by_leak_ngram_and_leak_max_copied():
+  # 5 of the hint's 9 distinct 8-word n-grams are in the successful peer (9 of 13 4-grams,
+  # 1 of 5 12-grams).
+  peer = "first write the two factors then multiply the tens then the units and add"
+  hint = "write the two factors then multiply the tens then the units and check each step again"
+  rewards, completions = [0.0, 1.0], ["6 * 7 = 41", peer]
+  for kwargs, kept in (({}, False), ({"leak_max_copied": 0.6}, True),
+                       ({"leak_ngram": 12}, True), ({"leak_ngram": 4}, False)):
+    writer = ScriptedWriter({0: [hint, "Well done."], 1: [hint]})
+    hints, _ = _reflect(writer, rewards, completions, **kwargs)
+    assert (hints[0] == hint) is kept, kwargs
+
+
 def test_group_leak_rate_counts_a_group_hint_once():
   writer = ScriptedWriter({0: ["It is 42."], 1: ["Look at the tens digit."]})
   hints, stats = _reflect(writer, [1.0, 0.0, 0.0, 1.0], granularity="group")

@@ -410,6 +410,25 @@ def test_a_multiturn_step_trains_on_the_policy_tokens_of_whole_episodes(tmp_path
   assert evaluation["eval_accuracy"] == 0.0
 
 
+def test_a_non_finite_loss_stops_the_step_and_applies_nothing(tmp_path):
+  """A NaN reward (a broken verifier) makes the loss NaN: the step raises TrainingError
+  naming the step, and the model keeps the weights it had."""
+  from amrsd.trainer import Trainer, TrainingError
+  trainer = Trainer(_episode_run(tmp_path, "grpo"))
+  try:
+    with jax.set_mesh(trainer.mesh):
+      before = _leaves(nnx.state(trainer.model, nnx.Param))
+      rollouts = trainer.rollouts()
+      rollouts.reward[0] = np.nan
+      with pytest.raises(TrainingError, match=r"step 0: non-finite loss or gradients .*"
+                                              r"the update was not applied"):
+        trainer.learn(rollouts)
+      after = _leaves(nnx.state(trainer.model, nnx.Param))
+  finally:
+    trainer.close()
+  assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
 def test_a_stacked_teacher_forward_trains_like_the_teacher_program(tmp_path):
   """algorithm.teacher_forward=stacked: the update runs the teacher rows itself (no teacher
   program) and gives the loss and CIG statistics of the default on the same rollouts."""
