@@ -83,6 +83,9 @@ def test_a_finished_run_keeps_its_history_and_a_good_checkpoint(finished):
   assert finished["code"] == 0, finished["err"][-3000:]
   assert _steps(finished["workdir"]) == [0, 1, 2]
   assert _checkpoints(finished["workdir"]) == [1, 2]
+  # DESIGN's metrics.jsonl contract, for every training step's row.
+  for row in read_metrics(str(finished["workdir"] / "metrics.jsonl"))[1:]:
+    assert {"step", "reward_mean", "accuracy", "loss", "step_seconds"} <= set(row)
   # Step 2's rollouts and gradient passed the guard: they confirm step 1's weights.
   good = json.loads((finished["workdir"] / "checkpoints" / "last_good.json").read_text())
   assert good == {"step": 1}
