@@ -50,9 +50,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder that relative benchmar
 _OUT = flags.DEFINE_string("out", "eval.json", "Output JSON file.")
 _SAMPLES_OUT = flags.DEFINE_string(
     "samples_out", "", "JSONL file for every answer: benchmark, index (in the set), id (or "
-    "unique_id), "
-    "problem, gold answer, sample, completion (an episode's transcript), reward, feedback; "
-    "with several processes each writes FILE.p<process>. Empty: not written.")
+    "unique_id), problem, gold answer, sample, completion (an episode's transcript), "
+    "reward, feedback; with several processes each writes FILE.p<process>. Empty: not "
+    "written.")
 
 
 def run_config(checkpoint, config):

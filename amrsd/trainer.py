@@ -265,20 +265,22 @@ class Trainer:
     # in its own forward (algorithms/step.py); without teacher rows the program below
     # gives the zeros the update reads.
     stacked = c.algorithm.teacher_forward == "stacked" and "teacher_ids" in batch
-    if method.teacher != "none" and stacked:
-      host_stats["teacher_rows"] = float(len(all_reward))
-    elif method.teacher != "none":
-      t_teacher = time.perf_counter()
-      rows = teacher_lib.row_bucket(self.algo, all_hints, all_reward, k, c.train.micro_batches)
-      out = self.teacher_fn(self.params, batch, jnp.int32(k), self.copies.teacher_state(),
-                            rows=rows)
-      batch.update(jax.block_until_ready(out))
-      # The update reads the teacher's outputs, not its rows: without them its program does
-      # not depend on the context width, and a new width compiles only the teacher program.
-      batch.pop("teacher_ids", None), batch.pop("teacher_mask", None)
-      times["time_teacher"] = time.perf_counter() - t_teacher
-      host_stats["teacher_rows"] = float(rows * c.train.micro_batches)
     if method.teacher != "none":
+      if stacked:
+        host_stats["teacher_rows"] = float(len(all_reward))
+      else:
+        t_teacher = time.perf_counter()
+        rows = teacher_lib.row_bucket(self.algo, all_hints, all_reward, k,
+                                      c.train.micro_batches)
+        out = self.teacher_fn(self.params, batch, jnp.int32(k), self.copies.teacher_state(),
+                              rows=rows)
+        batch.update(jax.block_until_ready(out))
+        # The update reads the teacher's outputs, not its rows: without them its program
+        # does not depend on the context width, and a new width compiles only the teacher
+        # program.
+        batch.pop("teacher_ids", None), batch.pop("teacher_mask", None)
+        times["time_teacher"] = time.perf_counter() - t_teacher
+        host_stats["teacher_rows"] = float(rows * c.train.micro_batches)
       host_stats["teacher_rows_needed"] = float(np.asarray(teacher_lib.needed_rows(
           self.algo, all_hints, all_reward, k)).sum())
     if self.algo.kl_coef > 0:

@@ -406,9 +406,9 @@ def main(argv):
                      temperature=_TEMPERATURE.value, seed=_SEED.value,
                      force_length=_FORCE_LENGTH.value, pool=pool,
                      log=lambda line: print(line, flush=True))
-    openings = [[int(i) for i, m in zip(ids, mask) if m] for ids, mask in
-                zip(report.rollout.trajectories.prompt_ids,
-                    report.rollout.trajectories.prompt_mask)]
+    t = report.rollout.trajectories
+    openings = [[int(i) for i, m in zip(ids, mask) if m]
+                for ids, mask in zip(t.prompt_ids, t.prompt_mask)]
     if _GROUP.value > 1:
       print(f"session open, {len(openings)} openings x {_GROUP.value} episodes...", flush=True)
       opened = measure_open(sampler, openings, group=_GROUP.value, max_tokens=_MAX_TOKENS.value)
